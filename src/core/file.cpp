@@ -1,0 +1,185 @@
+#include "core/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+
+namespace sec {
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  SEC_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(path, ": not a regular file");
+  }
+  size_ = size_t(st.st_size);
+  if (size_ == 0) {
+    ::close(fd);
+    static const uint8_t empty = 0;
+    data_ = &empty;
+    return;
+  }
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  SEC_CHECK(p != MAP_FAILED, path, ": cannot map: ", std::strerror(errno));
+  data_ = static_cast<const uint8_t*>(p);
+  size_t n = size_;
+  mapping_ = std::shared_ptr<void>(p, [n](void* q) { ::munmap(q, n); });
+}
+
+std::string read_text_file(const std::string& path) {
+  MappedFile f(path);
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
+bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
+bool is_directory(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
+}
+
+AtomicFile::AtomicFile(const std::string& target) : target_(target) {
+  std::random_device rd;
+  temp_ = target + ".tmp." + std::to_string(rd() % 1000000);
+  f_ = std::fopen(temp_.c_str(), "wb");
+  SEC_CHECK(f_ != nullptr, target, ": cannot write: ", std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(temp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  SEC_ASSERT(f_ != nullptr);
+  if (n == 0) return;
+  SEC_CHECK(std::fwrite(data, 1, n, f_) == n, target_, ": write failed: ", std::strerror(errno));
+  written_ += n;
+}
+
+void AtomicFile::pad_to(uint64_t multiple) {
+  static const std::array<uint8_t, 64> zeros{};
+  while (written_ % multiple != 0) {
+    size_t n = std::min<uint64_t>(multiple - written_ % multiple, zeros.size());
+    write(zeros.data(), n);
+  }
+}
+
+void AtomicFile::commit() {
+  SEC_ASSERT(f_ != nullptr);
+  bool ok = std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0;
+  ok = (std::fclose(f_) == 0) && ok;
+  f_ = nullptr;
+  if (!ok || std::rename(temp_.c_str(), target_.c_str()) != 0) {
+    std::string why = std::strerror(errno);
+    std::remove(temp_.c_str());
+    fail(target_, ": cannot finish writing: ", why);
+  }
+}
+
+void write_file_atomic(const std::string& path, std::string_view content) {
+  AtomicFile f(path);
+  f.write(content);
+  f.commit();
+}
+
+// ---- SHA-256 (FIPS 180-4) ----
+namespace {
+constexpr uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+struct Sha256 {
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint8_t buf[64];
+  size_t buf_len = 0;
+  uint64_t total = 0;
+
+  void block(const uint8_t* p) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+      w[i] = uint32_t(p[4 * i]) << 24 | uint32_t(p[4 * i + 1]) << 16 | uint32_t(p[4 * i + 2]) << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+      uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i++) {
+      uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+      uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  }
+
+  void update(const uint8_t* p, size_t n) {
+    total += n;
+    if (buf_len) {
+      size_t take = std::min(n, 64 - buf_len);
+      std::memcpy(buf + buf_len, p, take);
+      buf_len += take; p += take; n -= take;
+      if (buf_len == 64) { block(buf); buf_len = 0; }
+    }
+    for (; n >= 64; p += 64, n -= 64) block(p);
+    std::memcpy(buf, p, n);
+    buf_len += n;
+  }
+
+  std::string hex() {
+    uint64_t bits = total * 8;
+    uint8_t pad = 0x80;
+    update(&pad, 1);
+    uint8_t zero = 0;
+    while (buf_len != 56) update(&zero, 1);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = uint8_t(bits >> (56 - 8 * i));
+    update(len, 8);
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (uint32_t v : h)
+      for (int s = 28; s >= 0; s -= 4) out += digits[(v >> s) & 0xf];
+    return out;
+  }
+};
+}  // namespace
+
+std::string sha256_hex(const void* data, size_t n) {
+  Sha256 s;
+  s.update(static_cast<const uint8_t*>(data), n);
+  return s.hex();
+}
+
+std::string sha256_file(const std::string& path) {
+  MappedFile f(path);
+  return sha256_hex(f.data(), f.size());
+}
+
+}  // namespace sec

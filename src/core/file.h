@@ -1,0 +1,60 @@
+// Files: read-only memory maps, whole-file reads, atomic writes (temp file + rename) and hashing.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sec {
+
+// A read-only mmap of a whole file. Copies share the mapping (shared_ptr keeps it alive, so
+// tensor views into a file can outlive the MappedFile object that created them).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws Error naming the file
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  std::shared_ptr<void> keepalive() const { return mapping_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::shared_ptr<void> mapping_;
+};
+
+std::string read_text_file(const std::string& path);  // throws Error naming the file
+bool file_exists(const std::string& path);
+bool is_directory(const std::string& path);
+
+// Writes to "<target>.tmp.XXXX" in the target's directory; commit() flushes and renames over the
+// target. If destroyed without commit() (error, exception) the temporary file is removed, so an
+// interrupted write never leaves a half-written output.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::string& target);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void pad_to(uint64_t offset_multiple);  // writes zero bytes up to the next multiple
+  uint64_t offset() const { return written_; }
+  void commit();
+
+ private:
+  std::string target_, temp_;
+  std::FILE* f_ = nullptr;
+  uint64_t written_ = 0;
+};
+
+// Writes a whole string atomically.
+void write_file_atomic(const std::string& path, std::string_view content);
+
+// SHA-256, hex encoded.
+std::string sha256_hex(const void* data, size_t n);
+std::string sha256_file(const std::string& path);
+
+}  // namespace sec

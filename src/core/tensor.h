@@ -1,0 +1,53 @@
+// Tensor: a dtype, a shape (PyTorch order, row-major) and a buffer that is either owned
+// (allocated here) or a view into memory kept alive by someone else (e.g. an mmap'd file).
+// Copies of a Tensor share the buffer (like torch.Tensor); clone() makes a deep copy.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace sec {
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);  // "[512, 64]"
+int64_t shape_numel(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32);  // uninitialised
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+  // Non-owning view; `keepalive` (may be null) is held as long as the tensor lives.
+  static Tensor view(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> keepalive);
+  static Tensor from_vector(const std::vector<float>& v, const Shape& shape);
+
+  bool defined() const { return data_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int ndim() const { return int(shape_.size()); }
+  int64_t dim(int i) const;  // negative i counts from the end
+  int64_t numel() const { return shape_numel(shape_); }
+  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype_); }
+
+  void* raw() { return data_; }
+  const void* raw() const { return data_; }
+  float* f32();  // asserts dtype F32
+  const float* f32() const;
+
+  Tensor clone() const;
+  Tensor to(DType dtype) const;  // converting deep copy (a plain clone when dtype is the same)
+  Tensor reshape(const Shape& shape) const;  // same buffer, numel must match
+  std::vector<float> to_vector() const;  // converted to f32
+
+ private:
+  DType dtype_ = DType::F32;
+  Shape shape_;
+  void* data_ = nullptr;
+  std::shared_ptr<void> storage_;
+};
+
+}  // namespace sec

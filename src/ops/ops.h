@@ -1,0 +1,55 @@
+// Numerical kernels (f32). Signatures: outputs first, then inputs, then sizes; shapes in comments.
+// Every op has a plain scalar reference (suffix _ref) that the unit tests compare the fast
+// version against. Backward functions sit next to their forward (suffix _backward) and ACCUMULATE
+// into gradient buffers with += (callers zero them), llm.c-style, with a `d` prefix for gradients.
+#pragma once
+#include <cstdint>
+
+namespace sec {
+
+// ---- linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------------
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
+void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
+
+// ---- embedding: out (N, C) = table (V, C) [tokens (N)]; tokens must be in [0, V) ----------------
+void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C);
+
+// ---- RMSNorm: out = inp / sqrt(mean(inp^2) + eps) * weight; rstd (N) saved if not null ---------
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+
+// ---- RoPE, rotate-half layout, in place on x (B, T, H, hd) at positions pos0 + t ---------------
+// Pair (i, i + hd/2) of each head is rotated by angle (pos0 + t) * inv_freq[i], i < hd/2.
+void rope_forward(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
+void rope_forward_ref(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
+
+// ---- causal attention with grouped-query heads ---------------------------------------------------
+// q (B, T, Hq, hd) for absolute positions pos0..pos0+T-1; k, v (B, S_cap, Hkv, hd) hold keys/values
+// for positions 0..pos0+T-1 (S_cap >= pos0+T is the buffer's capacity). Query head h uses KV head
+// h / (Hq / Hkv). out (B, T, Hq, hd). att (B, Hq, T, pos0+T): the softmax probabilities, written
+// when not null (training keeps them for the backward pass). Scale 1/sqrt(hd).
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd);
+void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                           int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd);
+
+// ---- SwiGLU: out (N) = silu(gate) * up -----------------------------------------------------------
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
+void swiglu_forward_ref(float* out, const float* gate, const float* up, int64_t N);
+
+// ---- elementwise -----------------------------------------------------------------------------------
+void add_inplace(float* x, const float* y, int64_t N);  // x += y
+
+// ---- log-softmax over rows: out (N, V) = logits - logsumexp(logits) --------------------------------
+void log_softmax_forward(float* out, const float* logits, int64_t N, int64_t V);
+void log_softmax_forward_ref(float* out, const float* logits, int64_t N, int64_t V);
+
+// ---- cross-entropy: losses (N) = -log softmax(logits)[target]; targets < 0 are ignored (loss 0) ---
+void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+void cross_entropy_forward_ref(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+
+// ---- KL(p || q) per row, p = softmax(p_logits / temp), q = softmax(q_logits / temp) ---------------
+void kl_div_forward(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp);
+void kl_div_forward_ref(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp);
+
+}  // namespace sec

@@ -1,0 +1,112 @@
+#include "testing/testing.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace sec::testing {
+
+std::string shared_path(const std::string& rel) {
+  const char* env = std::getenv("SECATEUR_SHARED");
+  std::string root = env && *env ? env : SECATEUR_SHARED_DIR;
+  return rel.empty() ? root : root + "/" + rel;
+}
+
+bool shared_available(const std::string& rel) { return std::filesystem::exists(shared_path(rel)); }
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "secateur-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back(0);
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) {
+    if (c == '\'') r += "'\\''";
+    else r += c;
+  }
+  return r + "'";
+}
+
+static std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_command(const std::string& command_line) {
+  TempDir d;
+  std::string full = command_line + " >" + shell_quote(d.file("out")) + " 2>" + shell_quote(d.file("err"));
+  int status = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(d.file("out"));
+  r.err = slurp(d.file("err"));
+  return r;
+}
+
+CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_file) {
+  std::string cmd = shell_quote(SECATEUR_CLI);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " < " + (stdin_file.empty() ? std::string("/dev/null") : shell_quote(stdin_file));
+  return run_command(cmd);
+}
+
+bool python_oracle_available() {
+  static int ok = -1;
+  if (ok < 0) {
+    std::string cmd = std::string(SECATEUR_PYTHON) + " -c 'import torch, numpy' >/dev/null 2>&1";
+    ok = std::system(cmd.c_str()) == 0;
+  }
+  return ok == 1;
+}
+
+CommandResult run_python(const std::string& script, const std::vector<std::string>& args) {
+  std::string cmd = std::string(SECATEUR_PYTHON) + " " + shell_quote(std::string(SECATEUR_SOURCE_DIR) + "/tools/reference/" + script);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  return run_command(cmd);
+}
+
+void write_f32(const std::string& path, const std::vector<float>& v) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
+}
+
+std::vector<float> read_f32(const std::string& path) {
+  std::string s = slurp(path);
+  std::vector<float> v(s.size() / 4);
+  std::memcpy(v.data(), s.data(), v.size() * 4);
+  return v;
+}
+
+void write_i32(const std::string& path, const std::vector<int>& v) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
+}
+
+float max_abs_diff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; i++) {
+    float d = std::fabs(a[i] - b[i]);
+    if (!(d <= m)) m = d;  // NaN propagates as a failure
+  }
+  return m;
+}
+
+}  // namespace sec::testing

@@ -1,0 +1,61 @@
+// Helpers shared by the tests: paths to ../shared, skipping when it is absent, temporary
+// directories, running the CLI and the PyTorch reference, comparing arrays.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace sec::testing {
+
+// Path under the shared folder (../shared by default, or $SECATEUR_SHARED).
+std::string shared_path(const std::string& rel);
+// Returns the path, or "" after calling GTEST_SKIP-compatible logic: use SEC_REQUIRE_SHARED.
+bool shared_available(const std::string& rel);
+
+// A fresh empty directory, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code;
+  std::string out, err;
+};
+// Runs a shell command line (already quoted), capturing stdout and stderr.
+CommandResult run_command(const std::string& command_line);
+// Runs the secateur CLI with the given (unquoted) arguments; stdin from `stdin_file` if not empty.
+CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_file = "");
+// Runs tools/reference/<script> with the python oracle; skips via return false if torch is missing.
+bool python_oracle_available();
+CommandResult run_python(const std::string& script, const std::vector<std::string>& args);
+std::string shell_quote(const std::string& s);
+
+// Raw little-endian f32/i32 array files (the exchange format with the python reference).
+void write_f32(const std::string& path, const std::vector<float>& v);
+std::vector<float> read_f32(const std::string& path);
+void write_i32(const std::string& path, const std::vector<int>& v);
+
+float max_abs_diff(const float* a, const float* b, size_t n);
+
+}  // namespace sec::testing
+
+#define SEC_REQUIRE_SHARED(rel)                                                              \
+  do {                                                                                       \
+    if (!::sec::testing::shared_available(rel))                                              \
+      GTEST_SKIP() << "shared resource " << ::sec::testing::shared_path(rel)                 \
+                   << " is absent (set SECATEUR_SHARED to the shared folder to run this test)"; \
+  } while (0)
+
+#define SEC_REQUIRE_PYTHON_ORACLE()                                                          \
+  do {                                                                                       \
+    if (!::sec::testing::python_oracle_available())                                          \
+      GTEST_SKIP() << "python3 with torch/numpy (" SECATEUR_PYTHON ") is not available; run scripts/setup.sh"; \
+  } while (0)
