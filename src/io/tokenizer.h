@@ -2,6 +2,8 @@
 // (GPT-2 / Llama-3). TokenizerData is the format-neutral description that every file format reads
 // into and writes from (tokenizer.json, GGUF tokenizer.ggml.* metadata, llama2.c tokenizer.bin).
 #pragma once
+#include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,6 +32,11 @@ struct TokenizerData {
   bool add_space_prefix = true;  // SentencePiece: prepend U+2581 to the text (add_dummy_prefix)
 };
 
+// The pre-tokenizer regex of a byte-level pre_tokenizer name ("gpt2", "llama3" a.k.a. "llama-bpe",
+// "qwen2"), or "" if unknown; and the name of a pattern ("" if it is none of them).
+std::string pre_tokenizer_pattern(std::string_view name);
+std::string pre_tokenizer_name(std::string_view pattern);
+
 class Tokenizer {
  public:
   explicit Tokenizer(TokenizerData data);  // validates (throws Error) and builds lookups
@@ -37,23 +44,39 @@ class Tokenizer {
   int vocab_size() const { return int(data_.tokens.size()); }
   int bos_id() const { return data_.bos_id; }
   int eos_id() const { return data_.eos_id; }
+  const std::string& piece(int id) const { return data_.tokens.at(size_t(id)); }
+  int token_id(std::string_view piece) const;  // -1 if the piece is not in the vocabulary
 
-  // add_bos prepends BOS (when the tokenizer has one).
+  // add_bos prepends BOS (when the tokenizer has one). SentencePiece follows sentencepiece exactly:
+  // only user-defined pieces are matched literally in the text (never <s>, </s>, <unk>); byte-level
+  // BPE follows Hugging Face: every added token (control or user-defined) is matched literally.
   std::vector<int> encode(std::string_view text, bool add_bos) const;
   // Inverse of encode: skips BOS/EOS/control tokens, maps byte tokens back to bytes, and (for
   // SentencePiece with add_space_prefix) drops the one leading space encode added.
   std::string decode(std::span<const int> ids) const;
-  // Text of one token for streaming output; prev_id is the previous token (-1 at the start), used
-  // to drop the dummy-prefix space after BOS as llama2.c does.
+  // Text of one token for streaming output (byte tokens give their single, possibly partial UTF-8
+  // byte); prev_id is the previous token (-1 at the start), used to drop the dummy-prefix space at
+  // the start and after BOS as llama2.c does.
   std::string token_text(int prev_id, int id) const;
 
  private:
   std::vector<int> encode_sentencepiece(std::string_view text) const;
   std::vector<int> encode_byte_level(std::string_view text) const;
+  struct Segment;
+  std::vector<Segment> split_literals(std::string_view text) const;
+
+  struct StringHash {  // lets the maps be searched with a string_view without a copy
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   TokenizerData data_;
-  std::unordered_map<std::string, int> piece_to_id_;
-  std::unordered_map<std::string, int> merge_rank_;  // "left right" -> rank (byte-level)
-  int byte_token_[256];                              // SentencePiece <0xNN> ids, -1 if absent
+  std::unordered_map<std::string, int, StringHash, std::equal_to<>> piece_to_id_;
+  std::unordered_map<uint64_t, std::pair<int, int>> merges_;  // byte-level: (left id, right id) -> (rank, merged id)
+  std::vector<std::vector<int>> literals_by_first_byte_;      // tokens matched literally, longest first
+  int byte_token_[256];                                       // SentencePiece <0xNN> ids, -1 if absent
+  std::string byte_to_unicode_[256];                          // byte-level: GPT-2 byte -> printable char
+  std::unordered_map<uint32_t, uint8_t> unicode_to_byte_;     // and back (code point -> byte)
+  std::shared_ptr<void> pre_regex_;                           // byte-level: compiled pcre2 pattern
 };
 
 }  // namespace sec

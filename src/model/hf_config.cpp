@@ -1,0 +1,187 @@
+#include "model/hf_config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <string>
+
+#include "core/error.h"
+#include "core/file.h"
+
+namespace sec {
+
+using json = nlohmann::json;
+
+namespace {
+int get_int(const json& j, const char* key, const std::string& where, int def, bool required = false) {
+  if (!j.contains(key) || j[key].is_null()) {
+    SEC_CHECK(!required, where, ": config.json lacks \"", key, "\"");
+    return def;
+  }
+  SEC_CHECK(j[key].is_number_integer(), where, ": config.json \"", key, "\" should be an integer, got ", j[key].dump());
+  int64_t v = j[key].get<int64_t>();
+  SEC_CHECK(v >= -1 && v < (int64_t(1) << 31), where, ": config.json \"", key, "\" is out of range: ", v);
+  return int(v);
+}
+double get_num(const json& j, const char* key, const std::string& where, double def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  SEC_CHECK(j[key].is_number(), where, ": config.json \"", key, "\" should be a number, got ", j[key].dump());
+  return j[key].get<double>();
+}
+bool get_bool(const json& j, const char* key, const std::string& where, bool def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  SEC_CHECK(j[key].is_boolean(), where, ": config.json \"", key, "\" should be true or false, got ", j[key].dump());
+  return j[key].get<bool>();
+}
+// The shortest decimal that reads back as the same float (1e-05, not 9.999999747378752e-06).
+double tidy(float f) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), f);
+  return std::stod(std::string(buf, r.ptr));
+}
+}  // namespace
+
+Config config_from_hf_json(const json& j, const std::string& where) {
+  SEC_CHECK(j.is_object(), where, ": config.json is not a JSON object");
+  Config c;
+  std::string mt = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+  SEC_CHECK(mt == "llama" || mt == "mistral" || mt == "qwen2", where, ": unsupported model_type '", mt,
+            "' (supported: llama, mistral, qwen2)");
+  c.architecture = mt == "qwen2" ? "qwen2" : "llama";
+  c.dim = get_int(j, "hidden_size", where, 0, true);
+  c.vocab_size = get_int(j, "vocab_size", where, 0, true);
+  int layers = get_int(j, "num_hidden_layers", where, 0, true);
+  int heads = get_int(j, "num_attention_heads", where, 0, true);
+  int kv = get_int(j, "num_key_value_heads", where, heads);
+  int ffn = get_int(j, "intermediate_size", where, 0, true);
+  SEC_CHECK(layers > 0 && heads > 0 && layers <= 100000, where, ": config.json needs positive num_hidden_layers and num_attention_heads");
+  c.head_dim = get_int(j, "head_dim", where, c.dim / heads);
+  c.max_seq_len = get_int(j, "max_position_embeddings", where, 2048);
+  c.norm_eps = float(get_num(j, "rms_norm_eps", where, 1e-6));
+  c.rope_theta = float(get_num(j, "rope_theta", where, 10000.0));
+  c.tied_embeddings = get_bool(j, "tie_word_embeddings", where, false);
+  c.attn_bias = get_bool(j, "attention_bias", where, mt == "qwen2");
+  SEC_CHECK(!get_bool(j, "mlp_bias", where, false), where, ": mlp_bias is not supported");
+  c.bos_token_id = get_int(j, "bos_token_id", where, 1);
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_array()) {
+    SEC_CHECK(!j["eos_token_id"].empty() && j["eos_token_id"][0].is_number_integer(), where,
+              ": config.json \"eos_token_id\" list is empty or not integers");
+    c.eos_token_id = j["eos_token_id"][0].get<int>();
+  } else {
+    c.eos_token_id = get_int(j, "eos_token_id", where, 2);
+  }
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const json& rs = j["rope_scaling"];
+    SEC_CHECK(rs.is_object(), where, ": config.json \"rope_scaling\" is not an object");
+    std::string t = rs.contains("rope_type") && rs["rope_type"].is_string() ? rs["rope_type"].get<std::string>()
+                    : rs.contains("type") && rs["type"].is_string()         ? rs["type"].get<std::string>()
+                                                                            : "";
+    if (t != "default" && !t.empty()) {
+      SEC_CHECK(t == "linear" || t == "llama3", where, ": unsupported rope_scaling type '", t,
+                "' (supported: linear, llama3)");
+      c.rope_scaling.type = t;
+      c.rope_scaling.factor = float(get_num(rs, "factor", where, 1.0));
+      c.rope_scaling.low_freq_factor = float(get_num(rs, "low_freq_factor", where, 1.0));
+      c.rope_scaling.high_freq_factor = float(get_num(rs, "high_freq_factor", where, 4.0));
+      c.rope_scaling.original_max_position = get_int(rs, "original_max_position_embeddings", where, 8192);
+    }
+  }
+  if (j.contains("secateur_layers")) {
+    const json& sl = j["secateur_layers"];
+    SEC_CHECK(sl.is_array() && int(sl.size()) == layers, where, ": \"secateur_layers\" must list ", layers,
+              " blocks (num_hidden_layers)");
+    for (const auto& b : sl) {
+      SEC_CHECK(b.is_object(), where, ": \"secateur_layers\" entries must be objects");
+      c.blocks.push_back(BlockDims{get_int(b, "num_attention_heads", where, 0, true),
+                                   get_int(b, "num_key_value_heads", where, 0, true),
+                                   get_int(b, "intermediate_size", where, 0, true)});
+    }
+  } else {
+    c.blocks.assign(size_t(layers), BlockDims{heads, kv, ffn});
+  }
+  if (j.contains("secateur_provenance")) {
+    const json& p = j["secateur_provenance"];
+    SEC_CHECK(p.is_object(), where, ": \"secateur_provenance\" is not an object");
+    for (auto it = p.begin(); it != p.end(); ++it)
+      c.provenance[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+  }
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
+  return c;
+}
+
+Config read_hf_config(const std::string& path) {
+  std::string p = is_directory(path) ? path + "/config.json" : path;
+  json j;
+  try {
+    j = json::parse(read_text_file(p));
+  } catch (const json::exception& e) {
+    fail(p, ": not valid JSON: ", e.what());
+  }
+  return config_from_hf_json(j, p);
+}
+
+nlohmann::ordered_json config_to_hf_json(const Config& c) {
+  nlohmann::ordered_json j;
+  const bool qwen = c.architecture == "qwen2";
+  j["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = qwen ? "qwen2" : "llama";
+  int max_heads = 0, max_kv = 0, max_ffn = 0;
+  for (const auto& b : c.blocks) {
+    max_heads = std::max(max_heads, b.n_heads);
+    max_kv = std::max(max_kv, b.n_kv_heads);
+    max_ffn = std::max(max_ffn, b.ffn_dim);
+  }
+  j["hidden_size"] = c.dim;
+  j["intermediate_size"] = max_ffn;
+  j["num_hidden_layers"] = c.n_layers();
+  j["num_attention_heads"] = max_heads;
+  j["num_key_value_heads"] = max_kv;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["max_position_embeddings"] = c.max_seq_len;
+  j["rms_norm_eps"] = tidy(c.norm_eps);
+  j["rope_theta"] = tidy(c.rope_theta);
+  if (c.rope_scaling.type.empty()) {
+    j["rope_scaling"] = nullptr;
+  } else {
+    nlohmann::ordered_json rs;
+    rs["rope_type"] = c.rope_scaling.type;
+    rs["factor"] = tidy(c.rope_scaling.factor);
+    if (c.rope_scaling.type == "llama3") {
+      rs["low_freq_factor"] = tidy(c.rope_scaling.low_freq_factor);
+      rs["high_freq_factor"] = tidy(c.rope_scaling.high_freq_factor);
+      rs["original_max_position_embeddings"] = c.rope_scaling.original_max_position;
+    }
+    j["rope_scaling"] = rs;
+  }
+  j["attention_bias"] = c.attn_bias;
+  j["mlp_bias"] = false;
+  j["tie_word_embeddings"] = c.tied_embeddings;
+  j["vocab_size"] = c.vocab_size;
+  j["bos_token_id"] = c.bos_token_id;
+  j["eos_token_id"] = c.eos_token_id;
+  j["torch_dtype"] = "float32";
+  if (!c.uniform_blocks()) {
+    nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+    for (const auto& b : c.blocks)
+      layers.push_back({{"num_attention_heads", b.n_heads},
+                        {"num_key_value_heads", b.n_kv_heads},
+                        {"intermediate_size", b.ffn_dim}});
+    j["secateur_layers"] = layers;
+  }
+  if (!c.provenance.empty()) {
+    nlohmann::ordered_json p = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : c.provenance) p[k] = v;
+    j["secateur_provenance"] = p;
+  }
+  return j;
+}
+
+void write_hf_config(const Config& c, const std::string& path) {
+  write_file_atomic(path, config_to_hf_json(c).dump(2) + "\n");
+}
+
+}  // namespace sec

@@ -1,0 +1,26 @@
+// Hugging Face config.json <-> Config.
+//
+// Read: model_type llama / mistral / qwen2 (qwen2 implies q/k/v biases unless attention_bias says
+// otherwise); hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+// num_key_value_heads (default: num_attention_heads), head_dim (default hidden/heads), rms_norm_eps,
+// rope_theta, rope_scaling {rope_type|type: linear | llama3 | default}, tie_word_embeddings,
+// attention_bias, vocab_size, max_position_embeddings, bos_token_id, eos_token_id (first of a list).
+// Per-block dims: when blocks differ, the file ALSO carries "secateur_layers": [{"num_attention_heads",
+// "num_key_value_heads", "intermediate_size"}, ...] (one per layer), and the plain HF fields hold the
+// maximum over blocks (Transformers itself cannot build such a model; secateur and GGUF can).
+// Provenance travels as the "secateur_provenance" object of strings.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/config.h"
+
+namespace sec {
+
+// `where` names the file in error messages.
+Config config_from_hf_json(const nlohmann::json& j, const std::string& where);
+Config read_hf_config(const std::string& path);  // path of config.json (or the directory)
+nlohmann::ordered_json config_to_hf_json(const Config& c);
+void write_hf_config(const Config& c, const std::string& path);  // atomic
+
+}  // namespace sec

@@ -1,0 +1,92 @@
+// Causal scaled-dot-product attention with grouped-query heads.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/ops.h"
+
+namespace sec {
+
+namespace {
+// Softmax of row[0..valid) in place; row[valid..len) set to 0 (masked future positions).
+void masked_softmax_row(float* row, int64_t valid, int64_t len) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t s = 0; s < valid; s++) mx = std::max(mx, row[s]);
+  float sum = 0;
+  for (int64_t s = 0; s < valid; s++) {
+    row[s] = std::exp(row[s] - mx);
+    sum += row[s];
+  }
+  float inv = 1.f / sum;
+#pragma omp simd
+  for (int64_t s = 0; s < valid; s++) row[s] *= inv;
+  for (int64_t s = valid; s < len; s++) row[s] = 0.f;
+}
+}  // namespace
+
+// Per (batch, head): scores = Q K^T / sqrt(hd) with BLAS, masked softmax, out = P V with BLAS.
+// Query rows are processed in chunks so that a chunk only multiplies the keys it can see
+// (about half the work of the full square for long prompts).
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                       int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
+  SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0 && pos0 + T <= S_cap);
+  const int64_t S = pos0 + T, group = Hq / Hkv;
+  const float scale = 1.f / std::sqrt(float(hd));
+  const int64_t chunk = 128;
+  std::vector<float> scratch(att ? 0 : size_t(std::min(chunk, T) * S));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < Hq; h++) {
+      const int64_t kh = h / group;
+      const float* kb = k + (b * S_cap * Hkv + kh) * hd;
+      const float* vb = v + (b * S_cap * Hkv + kh) * hd;
+      for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t rows = std::min(chunk, T - t0), keys = pos0 + t0 + rows;
+        float* scores = att ? att + ((b * Hq + h) * T + t0) * S : scratch.data();
+        const int64_t ld = att ? S : keys;
+        const float* qb = q + ((b * T + t0) * Hq + h) * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(hd), scale, qb, int(Hq * hd), kb,
+                    int(Hkv * hd), 0.f, scores, int(ld));
+#pragma omp parallel for if (rows * keys > 16384)
+        for (int64_t r = 0; r < rows; r++) masked_softmax_row(scores + r * ld, pos0 + t0 + r + 1, att ? S : keys);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, scores, int(ld), vb,
+                    int(Hkv * hd), 0.f, out + ((b * T + t0) * Hq + h) * hd, int(Hq * hd));
+      }
+    }
+}
+
+void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                           int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
+  const int64_t S = pos0 + T, group = Hq / Hkv;
+  std::vector<double> p(static_cast<size_t>(S));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t h = 0; h < Hq; h++) {
+        const int64_t kh = h / group, valid = pos0 + t + 1;
+        const float* qv = q + ((b * T + t) * Hq + h) * hd;
+        double mx = -1e300, sum = 0;
+        for (int64_t s = 0; s < valid; s++) {
+          const float* kv = k + ((b * S_cap + s) * Hkv + kh) * hd;
+          double d = 0;
+          for (int64_t i = 0; i < hd; i++) d += double(qv[i]) * kv[i];
+          p[s] = d / std::sqrt(double(hd));
+          mx = std::max(mx, p[s]);
+        }
+        for (int64_t s = 0; s < valid; s++) sum += (p[s] = std::exp(p[s] - mx));
+        for (int64_t s = 0; s < S; s++) {
+          double ps = s < valid ? p[s] / sum : 0.0;
+          if (att) att[((b * Hq + h) * T + t) * S + s] = float(ps);
+        }
+        float* o = out + ((b * T + t) * Hq + h) * hd;
+        for (int64_t i = 0; i < hd; i++) {
+          double acc = 0;
+          for (int64_t s = 0; s < valid; s++) acc += p[s] / sum * v[((b * S_cap + s) * Hkv + kh) * hd + i];
+          o[i] = float(acc);
+        }
+      }
+}
+
+}  // namespace sec

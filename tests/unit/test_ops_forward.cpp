@@ -1,0 +1,144 @@
+// Every fast forward kernel against its plain scalar reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/random.h"
+#include "ops/ops.h"
+#include "testing/testing.h"
+
+namespace sec {
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float std = 1.f) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = rng.normal(0.f, std);
+  return v;
+}
+
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, float tol) {
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_LE(testing::max_abs_diff(a.data(), b.data(), a.size()), tol);
+}
+
+TEST(OpsForward, MatmulWithAndWithoutBias) {
+  for (auto [N, I, O] : {std::tuple{1, 1, 1}, {7, 13, 5}, {64, 96, 130}}) {
+    auto x = randn(N * I, 1), w = randn(O * I, 2), b = randn(O, 3);
+    for (bool bias : {false, true}) {
+      std::vector<float> fast(N * O), ref(N * O);
+      matmul_forward(fast.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, I, O);
+      matmul_forward_ref(ref.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, I, O);
+      expect_close(fast, ref, 1e-4f);
+    }
+  }
+}
+
+TEST(OpsForward, RmsNorm) {
+  const int N = 9, C = 37;
+  auto x = randn(N * C, 4, 3.f), w = randn(C, 5);
+  std::vector<float> fast(N * C), ref(N * C), r1(N), r2(N);
+  rmsnorm_forward(fast.data(), r1.data(), x.data(), w.data(), N, C, 1e-5f);
+  rmsnorm_forward_ref(ref.data(), r2.data(), x.data(), w.data(), N, C, 1e-5f);
+  expect_close(fast, ref, 1e-5f);
+  expect_close(r1, r2, 1e-6f);
+  // Definition check on one row: output row has RMS equal to the weights' scaling.
+  double ss = 0;
+  for (int i = 0; i < C; i++) ss += double(x[i]) * x[i];
+  EXPECT_NEAR(ref[3], x[3] / std::sqrt(ss / C + 1e-5) * w[3], 1e-5);
+}
+
+TEST(OpsForward, RopeMatchesReferenceAndPreservesNorm) {
+  const int B = 2, T = 5, H = 3, hd = 8;
+  std::vector<float> inv = {1.f, 0.1f, 0.01f, 0.001f};
+  auto x = randn(B * T * H * hd, 6);
+  for (int pos0 : {0, 17}) {
+    auto fast = x, ref = x;
+    rope_forward(fast.data(), inv.data(), B, T, H, hd, pos0);
+    rope_forward_ref(ref.data(), inv.data(), B, T, H, hd, pos0);
+    expect_close(fast, ref, 1e-6f);
+    // A rotation keeps each pair's norm.
+    float a = x[0] * x[0] + x[4] * x[4], b = fast[0] * fast[0] + fast[4] * fast[4];
+    EXPECT_NEAR(a, b, 1e-5f);
+  }
+  // Position 0 is the identity.
+  auto y = x;
+  rope_forward(y.data(), inv.data(), 1, 1, H, hd, 0);
+  for (int i = 0; i < H * hd; i++) EXPECT_EQ(y[i], x[i]);
+}
+
+struct AttnCase {
+  int B, T, S_cap, pos0, Hq, Hkv, hd;
+};
+
+TEST(OpsForward, AttentionCausalGqa) {
+  for (AttnCase c : {AttnCase{1, 1, 1, 0, 1, 1, 4}, AttnCase{2, 7, 7, 0, 4, 2, 8}, AttnCase{2, 200, 200, 0, 4, 1, 16},
+                     AttnCase{1, 3, 40, 11, 6, 3, 8}, AttnCase{3, 1, 9, 8, 2, 2, 8}}) {
+    const int S = c.pos0 + c.T;
+    auto q = randn(size_t(c.B) * c.T * c.Hq * c.hd, 7);
+    auto k = randn(size_t(c.B) * c.S_cap * c.Hkv * c.hd, 8);
+    auto v = randn(size_t(c.B) * c.S_cap * c.Hkv * c.hd, 9);
+    std::vector<float> fast(q.size()), ref(q.size());
+    std::vector<float> att_fast(size_t(c.B) * c.Hq * c.T * S), att_ref(att_fast.size());
+    attention_forward(fast.data(), att_fast.data(), q.data(), k.data(), v.data(), c.B, c.T, c.S_cap, c.pos0, c.Hq,
+                      c.Hkv, c.hd);
+    attention_forward_ref(ref.data(), att_ref.data(), q.data(), k.data(), v.data(), c.B, c.T, c.S_cap, c.pos0, c.Hq,
+                          c.Hkv, c.hd);
+    expect_close(fast, ref, 1e-5f);
+    expect_close(att_fast, att_ref, 1e-6f);
+    // Same output without keeping the probabilities.
+    std::vector<float> fast2(q.size());
+    attention_forward(fast2.data(), nullptr, q.data(), k.data(), v.data(), c.B, c.T, c.S_cap, c.pos0, c.Hq, c.Hkv,
+                      c.hd);
+    expect_close(fast2, ref, 1e-5f);
+    // Causality: probabilities of future positions are exactly zero, rows sum to one.
+    for (int t = 0; t < c.T; t++) {
+      double sum = 0;
+      for (int s = 0; s < S; s++) {
+        float p = att_fast[size_t(t) * S + s];
+        if (s > c.pos0 + t) EXPECT_EQ(p, 0.f);
+        sum += p;
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+  }
+}
+
+TEST(OpsForward, SwiGlu) {
+  auto g = randn(1000, 10, 4.f), u = randn(1000, 11);
+  std::vector<float> fast(1000), ref(1000);
+  swiglu_forward(fast.data(), g.data(), u.data(), 1000);
+  swiglu_forward_ref(ref.data(), g.data(), u.data(), 1000);
+  expect_close(fast, ref, 1e-5f);
+}
+
+TEST(OpsForward, LogSoftmaxCrossEntropyKl) {
+  const int N = 6, V = 301;
+  auto a = randn(N * V, 12, 5.f), b = randn(N * V, 13, 5.f);
+  std::vector<float> ls(N * V), ls_ref(N * V);
+  log_softmax_forward(ls.data(), a.data(), N, V);
+  log_softmax_forward_ref(ls_ref.data(), a.data(), N, V);
+  expect_close(ls, ls_ref, 1e-5f);
+
+  std::vector<int32_t> targets = {0, 5, 300, -1, 17, 42};
+  std::vector<float> ce(N), ce_ref(N);
+  cross_entropy_forward(ce.data(), a.data(), targets.data(), N, V);
+  cross_entropy_forward_ref(ce_ref.data(), a.data(), targets.data(), N, V);
+  expect_close(ce, ce_ref, 1e-5f);
+  EXPECT_EQ(ce[3], 0.f);  // ignored target
+  EXPECT_NEAR(ce[1], -ls_ref[1 * V + 5], 1e-5f);
+
+  for (float temp : {1.f, 2.5f}) {
+    std::vector<float> kl(N), kl_ref(N), self(N);
+    kl_div_forward(kl.data(), a.data(), b.data(), N, V, temp);
+    kl_div_forward_ref(kl_ref.data(), a.data(), b.data(), N, V, temp);
+    expect_close(kl, kl_ref, 1e-4f);
+    kl_div_forward(self.data(), a.data(), a.data(), N, V, temp);
+    for (float s : self) EXPECT_NEAR(s, 0.f, 1e-6f);
+    for (float s : kl) EXPECT_GT(s, 0.f);
+  }
+}
+
+}  // namespace
+}  // namespace sec
