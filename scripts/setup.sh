@@ -4,10 +4,10 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config
-  libopenblas-dev nlohmann-json3-dev libcli11-dev
+  libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-torch python3-numpy python3-sentencepiece
-  libpcre2-dev ccache curl ca-certificates
+  libpcre2-dev ccache bc curl ca-certificates
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -223,6 +223,21 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
       int b = data_.types[i] == TokenType::Byte ? parse_byte_piece(data_.tokens[i]) : -1;
       if (b >= 0 && byte_token_[b] < 0) byte_token_[b] = int(i);
     }
+    // Every pair of adjacent characters inside a mergeable piece. A boundary between two characters
+    // that form no such pair can never be merged across, so encode splits the text there and runs
+    // BPE on small independent chunks (same result, far less work than one huge queue).
+    for (size_t i = 0; i < n; i++) {
+      if (data_.types[i] != TokenType::Normal && data_.types[i] != TokenType::UserDefined) continue;
+      std::string_view p = data_.tokens[i];
+      uint32_t prev = 0;
+      for (size_t k = 0; k < p.size();) {
+        size_t len = utf8_len(p, k);
+        uint32_t cp = utf8_decode(p, k, len);
+        if (k > 0) piece_bigrams_.insert(pair_key(int(prev), int(cp)));
+        prev = cp;
+        k += len;
+      }
+    }
   } else {
     // GPT-2's byte -> unicode table: printable Latin-1 bytes map to themselves, the rest to 256+k.
     int next = 256;
@@ -289,7 +304,6 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos) const {
   if (add_bos && data_.bos_id >= 0) ids.push_back(data_.bos_id);
   std::vector<int> body = data_.kind == TokenizerKind::SentencePiece ? encode_sentencepiece(text) : encode_byte_level(text);
   ids.insert(ids.end(), body.begin(), body.end());
-  if (data_.add_eos && data_.eos_id >= 0) ids.push_back(data_.eos_id);
   return ids;
 }
 
@@ -313,12 +327,8 @@ std::vector<int> Tokenizer::encode_sentencepiece(std::string_view text) const {
       }
     }
   }
-  for (size_t i = 0; i < syms.size(); i++) {
-    syms[i].prev = int(i) - 1;
-    syms[i].next = i + 1 < syms.size() ? int(i) + 1 : -1;
-  }
 
-  bpe_merge(syms, [&](const Symbol& a, const Symbol& b, double* priority, int* id) {
+  auto pair = [&](const Symbol& a, const Symbol& b, double* priority, int* id) {
     int t = token_id(s.substr(size_t(a.start), size_t(a.len + b.len)));
     if (t < 0) return false;
     TokenType type = data_.types[t];
@@ -326,27 +336,44 @@ std::vector<int> Tokenizer::encode_sentencepiece(std::string_view text) const {
     *priority = data_.scores[t];
     *id = t;
     return true;
-  });
+  };
+  auto joinable = [&](const Symbol& a, const Symbol& b) {
+    if (a.frozen || b.frozen) return false;
+    uint32_t ca = utf8_decode(s, size_t(a.start), size_t(a.len)), cb = utf8_decode(s, size_t(b.start), size_t(b.len));
+    return piece_bigrams_.count(pair_key(int(ca), int(cb))) > 0;
+  };
 
   std::vector<int> ids;
-  for (int i = syms.empty() ? -1 : 0; i >= 0; i = syms[i].next) {
-    const Symbol& sym = syms[i];
-    int id = sym.id >= 0 ? sym.id : token_id(s.substr(size_t(sym.start), size_t(sym.len)));
-    if (id >= 0 && data_.types[id] != TokenType::Byte && data_.types[id] != TokenType::Unused) {
-      ids.push_back(id);
-      continue;
+  std::vector<Symbol> chunk;
+  for (size_t begin = 0; begin < syms.size();) {
+    size_t end = begin + 1;
+    while (end < syms.size() && joinable(syms[end - 1], syms[end])) end++;
+    chunk.assign(syms.begin() + long(begin), syms.begin() + long(end));
+    for (size_t i = 0; i < chunk.size(); i++) {
+      chunk[i].prev = int(i) - 1;
+      chunk[i].next = i + 1 < chunk.size() ? int(i) + 1 : -1;
     }
-    // Byte fallback; bytes without a token become <unk> (a run of them a single <unk>).
-    for (int k = 0; k < sym.len; k++) {
-      int b = byte_token_[uint8_t(s[size_t(sym.start + k)])];
-      if (b >= 0) {
-        ids.push_back(b);
+    bpe_merge(chunk, pair);
+    for (int i = 0; i >= 0; i = chunk[i].next) {
+      const Symbol& sym = chunk[i];
+      int id = sym.id >= 0 ? sym.id : token_id(s.substr(size_t(sym.start), size_t(sym.len)));
+      if (id >= 0 && data_.types[id] != TokenType::Byte && data_.types[id] != TokenType::Unused) {
+        ids.push_back(id);
         continue;
       }
-      SEC_CHECK(data_.unk_id >= 0, "cannot encode the text: character '", s.substr(size_t(sym.start), size_t(sym.len)),
-                "' is not in the vocabulary, which has no byte tokens and no unknown token");
-      if (ids.empty() || ids.back() != data_.unk_id) ids.push_back(data_.unk_id);
+      // Byte fallback; bytes without a token become <unk> (a run of them a single <unk>).
+      for (int k = 0; k < sym.len; k++) {
+        int b = byte_token_[uint8_t(s[size_t(sym.start + k)])];
+        if (b >= 0) {
+          ids.push_back(b);
+          continue;
+        }
+        SEC_CHECK(data_.unk_id >= 0, "cannot encode the text: character '", s.substr(size_t(sym.start), size_t(sym.len)),
+                  "' is not in the vocabulary, which has no byte tokens and no unknown token");
+        if (ids.empty() || ids.back() != data_.unk_id) ids.push_back(data_.unk_id);
+      }
     }
+    begin = end;
   }
   return ids;
 }
@@ -386,35 +413,46 @@ std::vector<int> Tokenizer::encode_byte_level(std::string_view text) const {
     cache.emplace(std::string(word), std::move(word_ids));
   };
 
+  for (const Segment& seg : split_literals(text)) {
+    if (seg.literal_id >= 0) ids.push_back(seg.literal_id);
+    else for (std::string_view word : split_words(seg.text)) encode_word(word);
+  }
+  return ids;
+}
+
+// Every regex match is a word; text between matches (none with our patterns) is a word too.
+std::vector<std::string_view> Tokenizer::split_words(std::string_view text) const {
+  std::vector<std::string_view> words;
   auto* re = static_cast<pcre2_code*>(pre_regex_.get());
   std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> md(pcre2_match_data_create_from_pattern(re, nullptr),
                                                                      pcre2_match_data_free);
-  for (const Segment& seg : split_literals(text)) {
-    if (seg.literal_id >= 0) {
-      ids.push_back(seg.literal_id);
-      continue;
+  auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    int rc = pcre2_match(re, subject, text.size(), pos, 0, md.get(), nullptr);
+    if (rc < 0) {
+      SEC_CHECK(rc == PCRE2_ERROR_NOMATCH, "pre-tokenizer regex failed on the text (pcre2 error ", rc, ")");
+      words.push_back(text.substr(pos));
+      break;
     }
-    // Pre-tokenize: every regex match is a word; text between matches (none with our patterns) too.
-    auto subject = reinterpret_cast<PCRE2_SPTR>(seg.text.data());
-    size_t pos = 0;
-    while (pos < seg.text.size()) {
-      int rc = pcre2_match(re, subject, seg.text.size(), pos, 0, md.get(), nullptr);
-      if (rc < 0) {
-        SEC_CHECK(rc == PCRE2_ERROR_NOMATCH, "pre-tokenizer regex failed on the text (pcre2 error ", rc, ")");
-        encode_word(seg.text.substr(pos));
-        break;
-      }
-      PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
-      size_t b = ov[0], e = ov[1];
-      if (b > pos) encode_word(seg.text.substr(pos, b - pos));
-      if (e == b) {  // an empty match cannot happen with our patterns; step over a character anyway
-        e = b + utf8_len(seg.text, b);
-      }
-      encode_word(seg.text.substr(b, e - b));
-      pos = e;
-    }
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
+    size_t b = ov[0], e = ov[1];
+    if (b > pos) words.push_back(text.substr(pos, b - pos));
+    if (e == b) e = b + utf8_len(text, b);  // an empty match cannot happen with our patterns; step on anyway
+    words.push_back(text.substr(b, e - b));
+    pos = e;
   }
-  return ids;
+  return words;
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  if (data_.kind == TokenizerKind::SentencePiece) return {std::string(text)};
+  std::vector<std::string> out;
+  for (const Segment& seg : split_literals(text)) {
+    if (seg.literal_id >= 0) out.emplace_back(seg.text);
+    else for (std::string_view w : split_words(seg.text)) out.emplace_back(w);
+  }
+  return out;
 }
 
 std::string Tokenizer::token_text(int prev_id, int id) const {

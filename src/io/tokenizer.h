@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace sec {
@@ -47,7 +48,7 @@ class Tokenizer {
   const std::string& piece(int id) const { return data_.tokens.at(size_t(id)); }
   int token_id(std::string_view piece) const;  // -1 if the piece is not in the vocabulary
 
-  // add_bos prepends BOS (when the tokenizer has one). SentencePiece follows sentencepiece exactly:
+  // add_bos prepends BOS (when the tokenizer has one); EOS is never appended (callers decide). SentencePiece follows sentencepiece exactly:
   // only user-defined pieces are matched literally in the text (never <s>, </s>, <unk>); byte-level
   // BPE follows Hugging Face: every added token (control or user-defined) is matched literally.
   std::vector<int> encode(std::string_view text, bool add_bos) const;
@@ -58,12 +59,16 @@ class Tokenizer {
   // byte); prev_id is the previous token (-1 at the start), used to drop the dummy-prefix space at
   // the start and after BOS as llama2.c does.
   std::string token_text(int prev_id, int id) const;
+  // Byte-level BPE: the words the text is split into before BPE (added tokens are words of their
+  // own); SentencePiece: the whole text. For tests and debugging.
+  std::vector<std::string> pre_tokenize(std::string_view text) const;
 
  private:
   std::vector<int> encode_sentencepiece(std::string_view text) const;
   std::vector<int> encode_byte_level(std::string_view text) const;
   struct Segment;
   std::vector<Segment> split_literals(std::string_view text) const;
+  std::vector<std::string_view> split_words(std::string_view text) const;  // regex pre-tokenizer
 
   struct StringHash {  // lets the maps be searched with a string_view without a copy
     using is_transparent = void;
@@ -74,6 +79,7 @@ class Tokenizer {
   std::unordered_map<uint64_t, std::pair<int, int>> merges_;  // byte-level: (left id, right id) -> (rank, merged id)
   std::vector<std::vector<int>> literals_by_first_byte_;      // tokens matched literally, longest first
   int byte_token_[256];                                       // SentencePiece <0xNN> ids, -1 if absent
+  std::unordered_set<uint64_t> piece_bigrams_;                // SentencePiece: adjacent characters inside pieces
   std::string byte_to_unicode_[256];                          // byte-level: GPT-2 byte -> printable char
   std::unordered_map<uint32_t, uint8_t> unicode_to_byte_;     // and back (code point -> byte)
   std::shared_ptr<void> pre_regex_;                           // byte-level: compiled pcre2 pattern

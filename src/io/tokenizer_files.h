@@ -1,4 +1,5 @@
-// Tokenizer file formats: Hugging Face tokenizer.json (read/write) and llama2.c tokenizer.bin (read).
+// Tokenizer file formats: Hugging Face tokenizer.json (read/write), llama2.c tokenizer.bin (read) and
+// SentencePiece tokenizer.model (read).
 // (GGUF tokenizer.ggml.* metadata is read and written by io/gguf with the model.)
 #pragma once
 #include <string>
@@ -17,5 +18,8 @@ void write_tokenizer_json(const TokenizerData& data, const std::string& path);
 // llama2.c tokenizer.bin: int32 max_token_length, then per token: float32 score, int32 length,
 // bytes. BOS = 1, EOS = 2, unknown = 0, byte tokens "<0xNN>" detected by name.
 TokenizerData read_llama2c_tokenizer(const std::string& path);
+
+// SentencePiece tokenizer.model (protobuf ModelProto), BPE models only (Llama-1/2, Mistral).
+TokenizerData read_sentencepiece_model(const std::string& path);
 
 }  // namespace sec
