@@ -34,14 +34,14 @@ std::string greedy_text(const Model& m, int n) {
 TEST(Stories260K, GreedyGenerationFromBinMatchesLlama2cDocumentation) {
   SEC_REQUIRE_SHARED(kBin);
   Model m = load_model(testing::shared_path(kBin));
-  std::string text = greedy_text(m, 120);
+  std::string text = greedy_text(m, 160);
   EXPECT_EQ(text.substr(0, kExpected.size()), kExpected) << "generated:\n" << text;
 }
 
 TEST(Stories260K, GreedyGenerationFromGgufMatchesLlama2cDocumentation) {
   SEC_REQUIRE_SHARED(kGguf);
   Model m = load_model(testing::shared_path(kGguf));
-  std::string text = greedy_text(m, 120);
+  std::string text = greedy_text(m, 160);
   EXPECT_EQ(text.substr(0, kExpected.size()), kExpected) << "generated:\n" << text;
 }
 
