@@ -89,4 +89,85 @@ void attention_forward_ref(float* out, float* att, const float* q, const float* 
       }
 }
 
+// Per (batch, query head), with P = att (T, T), O = P V, S = Q K^T * scale:
+//   dP = dO V^T;  dV += P^T dO;  dS = P * (dP - rowsum(dP * P));  dQ += scale dS K;  dK += scale dS^T Q.
+// Rows are processed in chunks that only touch the keys they can see (causal), like the forward.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
+                        const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd) {
+  SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0);
+  const int64_t group = Hq / Hkv, ldq = Hq * hd, ldk = Hkv * hd;
+  const float scale = 1.f / std::sqrt(float(hd));
+  const int64_t chunk = 128;
+  std::vector<float> dp(size_t(std::min(chunk, T) * T));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < Hq; h++) {
+      const int64_t kh = h / group;
+      const float* kb = k + (b * T * Hkv + kh) * hd;
+      const float* vb = v + (b * T * Hkv + kh) * hd;
+      float* dkb = dk + (b * T * Hkv + kh) * hd;
+      float* dvb = dv + (b * T * Hkv + kh) * hd;
+      for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t rows = std::min(chunk, T - t0), keys = t0 + rows;
+        const float* P = att + ((b * Hq + h) * T + t0) * T;  // (rows, T), ld T
+        const float* dO = dout + ((b * T + t0) * Hq + h) * hd;
+        const float* qb = q + ((b * T + t0) * Hq + h) * hd;
+        float* dqb = dq + ((b * T + t0) * Hq + h) * hd;
+        // dP (rows, keys) = dO (rows, hd) . V[:keys]^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(hd), 1.f, dO, int(ldq), vb,
+                    int(ldk), 0.f, dp.data(), int(keys));
+        // dV[:keys] (keys, hd) += P^T (keys, rows) . dO (rows, hd)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys), int(hd), int(rows), 1.f, P, int(T), dO,
+                    int(ldq), 1.f, dvb, int(ldk));
+#pragma omp parallel for if (rows * keys > 16384)
+        for (int64_t r = 0; r < rows; r++) {
+          const float* p = P + r * T;
+          float* d = dp.data() + r * keys;
+          const int64_t valid = t0 + r + 1;
+          float dot = 0;
+          for (int64_t s = 0; s < valid; s++) dot += p[s] * d[s];
+          for (int64_t s = 0; s < valid; s++) d[s] = scale * p[s] * (d[s] - dot);
+          for (int64_t s = valid; s < keys; s++) d[s] = 0.f;
+        }
+        // dQ (rows, hd) += dS (rows, keys) . K[:keys] (keys, hd)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, dp.data(),
+                    int(keys), kb, int(ldk), 1.f, dqb, int(ldq));
+        // dK[:keys] (keys, hd) += dS^T (keys, rows) . Q (rows, hd)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys), int(hd), int(rows), 1.f, dp.data(), int(keys),
+                    qb, int(ldq), 1.f, dkb, int(ldk));
+      }
+    }
+}
+
+void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
+                            const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd) {
+  const int64_t group = Hq / Hkv;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<double> dp(static_cast<size_t>(T));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < Hq; h++)
+      for (int64_t t = 0; t < T; t++) {
+        const int64_t kh = h / group;
+        const float* p = att + ((b * Hq + h) * T + t) * T;
+        const float* dO = dout + ((b * T + t) * Hq + h) * hd;
+        double dot = 0;
+        for (int64_t s = 0; s <= t; s++) {
+          const float* vs = v + ((b * T + s) * Hkv + kh) * hd;
+          double acc = 0;
+          for (int64_t i = 0; i < hd; i++) {
+            acc += double(dO[i]) * vs[i];
+            dv[((b * T + s) * Hkv + kh) * hd + i] += float(double(p[s]) * dO[i]);
+          }
+          dp[s] = acc;
+          dot += acc * p[s];
+        }
+        for (int64_t s = 0; s <= t; s++) {
+          double ds = scale * p[s] * (dp[s] - dot);
+          for (int64_t i = 0; i < hd; i++) {
+            dq[((b * T + t) * Hq + h) * hd + i] += float(ds * k[((b * T + s) * Hkv + kh) * hd + i]);
+            dk[((b * T + s) * Hkv + kh) * hd + i] += float(ds * q[((b * T + t) * Hq + h) * hd + i]);
+          }
+        }
+      }
+}
+
 }  // namespace sec

@@ -1,6 +1,7 @@
 // Linear layers and embeddings.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -13,7 +14,7 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                     int64_t O) {
   if (N == 0 || O == 0) return;
   if (bias) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * O > kParallelMinWork)
     for (int64_t n = 0; n < N; n++) std::memcpy(out + n * O, bias, size_t(O) * 4);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(O), int(I), 1.f, inp, int(I), weight, int(I),
@@ -30,12 +31,75 @@ void matmul_forward_ref(float* out, const float* inp, const float* weight, const
     }
 }
 
+// dinp (N, I) += dout (N, O) . weight (O, I); dweight (O, I) += dout^T (O, N) . inp (N, I); dbias (O) += sum_n dout
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                     int64_t N, int64_t I, int64_t O) {
+  if (N == 0 || O == 0 || I == 0) return;
+  if (dinp)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(I), int(O), 1.f, dout, int(O), weight, int(I),
+                1.f, dinp, int(I));
+  if (dweight)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(O), int(I), int(N), 1.f, dout, int(O), inp, int(I), 1.f,
+                dweight, int(I));
+  if (dbias) {
+#pragma omp parallel for if (N * O > 65536)
+    for (int64_t o = 0; o < O; o++) {
+      float acc = 0;
+      for (int64_t n = 0; n < N; n++) acc += dout[n * O + o];
+      dbias[o] += acc;
+    }
+  }
+}
+
+void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                         const float* weight, int64_t N, int64_t I, int64_t O) {
+  if (dinp)
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0; i < I; i++) {
+        double acc = 0;
+        for (int64_t o = 0; o < O; o++) acc += double(dout[n * O + o]) * weight[o * I + i];
+        dinp[n * I + i] += float(acc);
+      }
+  if (dweight)
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t i = 0; i < I; i++) {
+        double acc = 0;
+        for (int64_t n = 0; n < N; n++) acc += double(dout[n * O + o]) * inp[n * I + i];
+        dweight[o * I + i] += float(acc);
+      }
+  if (dbias)
+    for (int64_t o = 0; o < O; o++) {
+      double acc = 0;
+      for (int64_t n = 0; n < N; n++) acc += dout[n * O + o];
+      dbias[o] += float(acc);
+    }
+}
+
 void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C) {
   for (int64_t n = 0; n < N; n++) std::memcpy(out + n * C, table + int64_t(tokens[n]) * C, size_t(C) * 4);
 }
 
+// Parallel over the columns: every thread owns a slice of C, so repeated tokens never race.
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C) {
+  const int64_t block = 64;
+#pragma omp parallel for if (N * C > 65536)
+  for (int64_t c0 = 0; c0 < C; c0 += block) {
+    const int64_t c1 = std::min(C, c0 + block);
+    for (int64_t n = 0; n < N; n++) {
+      float* d = dtable + int64_t(tokens[n]) * C;
+      const float* g = dout + n * C;
+      for (int64_t c = c0; c < c1; c++) d[c] += g[c];
+    }
+  }
+}
+
+void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) dtable[int64_t(tokens[n]) * C + c] += dout[n * C + c];
+}
+
 void add_inplace(float* x, const float* y, int64_t N) {
-#pragma omp parallel for simd
+#pragma omp parallel for simd if (N > kParallelMinWork)
   for (int64_t i = 0; i < N; i++) x[i] += y[i];
 }
 

@@ -6,7 +6,7 @@
 namespace sec {
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
-#pragma omp parallel for
+#pragma omp parallel for if (N * C > kParallelMinWork)
   for (int64_t n = 0; n < N; n++) {
     const float* x = inp + n * C;
     float* y = out + n * C;
@@ -28,6 +28,46 @@ void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float*
     double r = 1.0 / std::sqrt(ss / double(C) + eps);
     for (int64_t i = 0; i < C; i++) out[n * C + i] = float(inp[n * C + i] * r * weight[i]);
     if (rstd) rstd[n] = float(r);
+  }
+}
+
+// y_i = x_i r w_i, r = (mean(x^2) + eps)^-1/2:
+//   dw_i += dy_i x_i r;   dx_i += r w_i dy_i - x_i r^3 / C * sum_j dy_j w_j x_j
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; n++) {
+    const float* x = inp + n * C;
+    const float* dy = dout + n * C;
+    float* dx = dinp + n * C;
+    const float r = rstd[n];
+    double dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < C; i++) dot += double(dy[i]) * weight[i] * x[i];
+    const float k = float(dot * double(r) * r * r / double(C));
+#pragma omp simd
+    for (int64_t i = 0; i < C; i++) dx[i] += r * weight[i] * dy[i] - x[i] * k;
+  }
+  if (dweight) {
+    // Reduction over rows: parallel over columns.
+#pragma omp parallel for if (N * C > 65536)
+    for (int64_t i = 0; i < C; i++) {
+      float acc = 0;
+      for (int64_t n = 0; n < N; n++) acc += dout[n * C + i] * inp[n * C + i] * rstd[n];
+      dweight[i] += acc;
+    }
+  }
+}
+
+void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                          const float* rstd, int64_t N, int64_t C) {
+  for (int64_t n = 0; n < N; n++) {
+    double r = rstd[n], dot = 0;
+    for (int64_t i = 0; i < C; i++) dot += double(dout[n * C + i]) * weight[i] * inp[n * C + i];
+    for (int64_t i = 0; i < C; i++) {
+      dinp[n * C + i] += float(r * weight[i] * dout[n * C + i] - inp[n * C + i] * r * r * r * dot / double(C));
+      if (dweight) dweight[i] += float(double(dout[n * C + i]) * inp[n * C + i] * r);
+    }
   }
 }
 

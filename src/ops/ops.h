@@ -7,21 +7,42 @@
 
 namespace sec {
 
+// Below this many elements an OpenMP parallel region costs more than it saves (token-by-token
+// decoding of small models is all such calls).
+constexpr int64_t kParallelMinWork = 1 << 15;
+
 // ---- linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------------
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
 void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
+// dinp (N, I) += dout . weight; dweight (O, I) += dout^T . inp; dbias (O) += sum over rows of dout.
+// Any of dinp / dweight / dbias may be null (not wanted, e.g. a frozen weight).
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
+                     int64_t N, int64_t I, int64_t O);
+void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                         const float* weight, int64_t N, int64_t I, int64_t O);
 
 // ---- embedding: out (N, C) = table (V, C) [tokens (N)]; tokens must be in [0, V) ----------------
 void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C);
+// dtable (V, C) [tokens[n]] += dout (N, C) [n]  (scatter-add; repeated tokens accumulate)
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C);
+void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C);
 
 // ---- RMSNorm: out = inp / sqrt(mean(inp^2) + eps) * weight; rstd (N) saved if not null ---------
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
 void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+// From the forward's saved rstd (N): dinp (N, C) += ..., dweight (C) += sum_n dout * inp * rstd. dweight may be null.
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                          const float* rstd, int64_t N, int64_t C);
 
 // ---- RoPE, rotate-half layout, in place on x (B, T, H, hd) at positions pos0 + t ---------------
 // Pair (i, i + hd/2) of each head is rotated by angle (pos0 + t) * inv_freq[i], i < hd/2.
 void rope_forward(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
 void rope_forward_ref(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
+// RoPE is a rotation, so its backward is the inverse rotation, in place on the gradient dx (B, T, H, hd).
+void rope_backward(float* dx, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
+void rope_backward_ref(float* dx, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
 
 // ---- causal attention with grouped-query heads ---------------------------------------------------
 // q (B, T, Hq, hd) for absolute positions pos0..pos0+T-1; k, v (B, S_cap, Hkv, hd) hold keys/values
@@ -32,10 +53,20 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
                        int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd);
 void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                            int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd);
+// Backward of the training case (pos0 = 0, S_cap = T) from the saved probabilities att (B, Hq, T, T):
+// dq (B, T, Hq, hd), dk, dv (B, T, Hkv, hd) += ...; with GQA, dk/dv of a KV head accumulate over the
+// query heads of its group. dout (B, T, Hq, hd).
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
+                        const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd);
+void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
+                            const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd);
 
 // ---- SwiGLU: out (N) = silu(gate) * up -----------------------------------------------------------
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
 void swiglu_forward_ref(float* out, const float* gate, const float* up, int64_t N);
+// dgate (N) += dout * up * silu'(gate); dup (N) += dout * silu(gate)
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N);
+void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N);
 
 // ---- elementwise -----------------------------------------------------------------------------------
 void add_inplace(float* x, const float* y, int64_t N);  // x += y
@@ -47,9 +78,20 @@ void log_softmax_forward_ref(float* out, const float* logits, int64_t N, int64_t
 // ---- cross-entropy: losses (N) = -log softmax(logits)[target]; targets < 0 are ignored (loss 0) ---
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
 void cross_entropy_forward_ref(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+// dlogits (N, V) += dlosses[n] * (softmax(logits[n]) - onehot(targets[n])); rows with targets < 0 get
+// nothing. dlosses (N) is d(total loss)/d(losses[n]): 1/count for a mean over `count` targets.
+void cross_entropy_backward(float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
+                            int64_t N, int64_t V);
+void cross_entropy_backward_ref(float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
+                                int64_t N, int64_t V);
 
 // ---- KL(p || q) per row, p = softmax(p_logits / temp), q = softmax(q_logits / temp) ---------------
 void kl_div_forward(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp);
 void kl_div_forward_ref(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp);
+// Gradient w.r.t. q's logits only (p is the fixed teacher): dq_logits (N, V) += dkl[n] * (q - p) / temp.
+void kl_div_backward(float* dq_logits, const float* dkl, const float* p_logits, const float* q_logits, int64_t N,
+                     int64_t V, float temp);
+void kl_div_backward_ref(float* dq_logits, const float* dkl, const float* p_logits, const float* q_logits, int64_t N,
+                         int64_t V, float temp);
 
 }  // namespace sec
