@@ -12,19 +12,32 @@ constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::U8: return "u8";
-    case GgufType::I8: return "i8";
-    case GgufType::U16: return "u16";
-    case GgufType::I16: return "i16";
-    case GgufType::U32: return "u32";
-    case GgufType::I32: return "i32";
-    case GgufType::F32: return "f32";
-    case GgufType::Bool: return "bool";
-    case GgufType::String: return "string";
-    case GgufType::Array: return "array";
-    case GgufType::U64: return "u64";
-    case GgufType::I64: return "i64";
-    case GgufType::F64: return "f64";
+    case GgufType::U8:
+      return "u8";
+    case GgufType::I8:
+      return "i8";
+    case GgufType::U16:
+      return "u16";
+    case GgufType::I16:
+      return "i16";
+    case GgufType::U32:
+      return "u32";
+    case GgufType::I32:
+      return "i32";
+    case GgufType::F32:
+      return "f32";
+    case GgufType::Bool:
+      return "bool";
+    case GgufType::String:
+      return "string";
+    case GgufType::Array:
+      return "array";
+    case GgufType::U64:
+      return "u64";
+    case GgufType::I64:
+      return "i64";
+    case GgufType::F64:
+      return "f64";
   }
   return "?";
 }
@@ -32,26 +45,66 @@ const char* gguf_type_name(GgufType t) {
 // Size of a fixed-size scalar type; 0 for string/array/unknown.
 static size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::Bool: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
-    default: return 0;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::Bool:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
-static bool is_int_type(GgufType t) {
-  return scalar_size(t) > 0 && t != GgufType::F32 && t != GgufType::F64;
-}
+static bool is_int_type(GgufType t) { return scalar_size(t) > 0 && t != GgufType::F32 && t != GgufType::F64; }
 
 // ---- GgufValue ----
 
-GgufValue GgufValue::u32(uint32_t v) { GgufValue r; r.type = GgufType::U32; r.i = v; return r; }
-GgufValue GgufValue::i32(int32_t v) { GgufValue r; r.type = GgufType::I32; r.i = v; return r; }
-GgufValue GgufValue::u64(uint64_t v) { GgufValue r; r.type = GgufType::U64; r.i = int64_t(v); return r; }
-GgufValue GgufValue::f32(float v) { GgufValue r; r.type = GgufType::F32; r.f = v; return r; }
-GgufValue GgufValue::boolean(bool v) { GgufValue r; r.type = GgufType::Bool; r.i = v; return r; }
-GgufValue GgufValue::string(std::string v) { GgufValue r; r.type = GgufType::String; r.str = std::move(v); return r; }
+GgufValue GgufValue::u32(uint32_t v) {
+  GgufValue r;
+  r.type = GgufType::U32;
+  r.i = v;
+  return r;
+}
+GgufValue GgufValue::i32(int32_t v) {
+  GgufValue r;
+  r.type = GgufType::I32;
+  r.i = v;
+  return r;
+}
+GgufValue GgufValue::u64(uint64_t v) {
+  GgufValue r;
+  r.type = GgufType::U64;
+  r.i = int64_t(v);
+  return r;
+}
+GgufValue GgufValue::f32(float v) {
+  GgufValue r;
+  r.type = GgufType::F32;
+  r.f = v;
+  return r;
+}
+GgufValue GgufValue::boolean(bool v) {
+  GgufValue r;
+  r.type = GgufType::Bool;
+  r.i = v;
+  return r;
+}
+GgufValue GgufValue::string(std::string v) {
+  GgufValue r;
+  r.type = GgufType::String;
+  r.str = std::move(v);
+  return r;
+}
 static GgufValue int_array(GgufType t, std::vector<int64_t> v) {
   GgufValue r;
   r.type = GgufType::Array;
@@ -85,23 +138,33 @@ size_t GgufValue::array_size() const {
 
 std::string GgufValue::to_string(size_t max_items) const {
   switch (type) {
-    case GgufType::String: return "\"" + str + "\"";
-    case GgufType::F32: case GgufType::F64: return cat(f);
-    case GgufType::Bool: return i ? "true" : "false";
-    case GgufType::U64: return cat(uint64_t(i));
+    case GgufType::String:
+      return "\"" + str + "\"";
+    case GgufType::F32:
+    case GgufType::F64:
+      return cat(f);
+    case GgufType::Bool:
+      return i ? "true" : "false";
+    case GgufType::U64:
+      return cat(uint64_t(i));
     case GgufType::Array: {
       std::string s = cat("[", gguf_type_name(elem_type), " x ", array_size(), ": ");
       size_t n = std::min(array_size(), max_items);
       for (size_t k = 0; k < n; k++) {
         if (k) s += ", ";
-        if (!ints.empty()) s += cat(ints[k]);
-        else if (!floats.empty()) s += cat(floats[k]);
-        else if (!strs.empty()) s += "\"" + strs[k] + "\"";
-        else s += items[k].to_string(max_items);
+        if (!ints.empty())
+          s += cat(ints[k]);
+        else if (!floats.empty())
+          s += cat(floats[k]);
+        else if (!strs.empty())
+          s += "\"" + strs[k] + "\"";
+        else
+          s += items[k].to_string(max_items);
       }
       return s + (array_size() > n ? ", ...]" : "]");
     }
-    default: return cat(i);
+    default:
+      return cat(i);
   }
 }
 
@@ -128,8 +191,8 @@ struct Cursor {
   }
   std::string str(const char* what) {
     uint64_t n = get<uint64_t>(what);
-    SEC_CHECK(n <= left(), path, ": ", what, " at byte ", pos - 8, " claims a string of ", n,
-              " bytes but only ", left(), " remain in the file");
+    SEC_CHECK(n <= left(), path, ": ", what, " at byte ", pos - 8, " claims a string of ", n, " bytes but only ",
+              left(), " remain in the file");
     std::string s(reinterpret_cast<const char*>(p + pos), n);
     pos += n;
     return s;
@@ -140,16 +203,26 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& key, int depth);
 
 int64_t read_int_scalar(Cursor& c, GgufType t, const char* what) {
   switch (t) {
-    case GgufType::U8: return c.get<uint8_t>(what);
-    case GgufType::I8: return c.get<int8_t>(what);
-    case GgufType::Bool: return c.get<uint8_t>(what) != 0;
-    case GgufType::U16: return c.get<uint16_t>(what);
-    case GgufType::I16: return c.get<int16_t>(what);
-    case GgufType::U32: return c.get<uint32_t>(what);
-    case GgufType::I32: return c.get<int32_t>(what);
-    case GgufType::U64: return int64_t(c.get<uint64_t>(what));
-    case GgufType::I64: return c.get<int64_t>(what);
-    default: SEC_ASSERT(false);
+    case GgufType::U8:
+      return c.get<uint8_t>(what);
+    case GgufType::I8:
+      return c.get<int8_t>(what);
+    case GgufType::Bool:
+      return c.get<uint8_t>(what) != 0;
+    case GgufType::U16:
+      return c.get<uint16_t>(what);
+    case GgufType::I16:
+      return c.get<int16_t>(what);
+    case GgufType::U32:
+      return c.get<uint32_t>(what);
+    case GgufType::I32:
+      return c.get<int32_t>(what);
+    case GgufType::U64:
+      return int64_t(c.get<uint64_t>(what));
+    case GgufType::I64:
+      return c.get<int64_t>(what);
+    default:
+      SEC_ASSERT(false);
   }
   return 0;
 }
@@ -173,7 +246,8 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& key, int depth) {
     v.elem_type = check_type(c, c.get<uint32_t>("array type"), key);
     uint64_t n = c.get<uint64_t>("array length");
     // Every element takes at least one byte (strings 8): reject absurd counts before allocating.
-    uint64_t min_elem = v.elem_type == GgufType::String || v.elem_type == GgufType::Array ? 8 : scalar_size(v.elem_type);
+    uint64_t min_elem =
+        v.elem_type == GgufType::String || v.elem_type == GgufType::Array ? 8 : scalar_size(v.elem_type);
     SEC_CHECK(n <= c.left() / min_elem, c.path, ": metadata key '", key, "' claims an array of ", n, " ",
               gguf_type_name(v.elem_type), " elements, more than the ", c.left(), " bytes left in the file");
     if (v.elem_type == GgufType::String) {
@@ -196,19 +270,22 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& key, int depth) {
 }
 
 const char* ggml_type_name(uint32_t t) {
-  static const char* names[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
-                                "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
-                                "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
-                                "IQ1_M", "BF16"};
+  static const char* names[] = {"F32",     "F16",    "Q4_0",    "Q4_1",  "Q4_2",   "Q4_3",  "Q5_0",  "Q5_1",
+                                "Q8_0",    "Q8_1",   "Q2_K",    "Q3_K",  "Q4_K",   "Q5_K",  "Q6_K",  "Q8_K",
+                                "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
+                                "I8",      "I16",    "I32",     "I64",   "F64",    "IQ1_M", "BF16"};
   return t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
 }
 }  // namespace
 
 uint32_t gguf_ggml_type(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::BF16: return 30;
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::BF16:
+      return 30;
   }
   return 0;
 }
@@ -254,9 +331,12 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     }
     for (int d = int(nd) - 1; d >= 0; d--) t.shape.push_back(int64_t(ne[d]));
     t.ggml_type = c.get<uint32_t>("tensor type");
-    if (t.ggml_type == 0) t.dtype = DType::F32;
-    else if (t.ggml_type == 1) t.dtype = DType::F16;
-    else if (t.ggml_type == 30) t.dtype = DType::BF16;
+    if (t.ggml_type == 0)
+      t.dtype = DType::F32;
+    else if (t.ggml_type == 1)
+      t.dtype = DType::F16;
+    else if (t.ggml_type == 30)
+      t.dtype = DType::BF16;
     else
       fail(path, ": tensor '", t.name, "' has unsupported tensor type ", ggml_type_name(t.ggml_type), " (ggml type ",
            t.ggml_type, "); secateur reads F32, F16 and BF16 GGUF files (quantized models are not supported)");
@@ -269,8 +349,9 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     tensors_.push_back(std::move(t));
   }
   uint64_t data_start = (c.pos + alignment_ - 1) / alignment_ * alignment_;
-  SEC_CHECK(n_tensors == 0 || data_start <= file_.size(), path, ": truncated GGUF file: the data section would start at byte ",
-            data_start, " but the file has ", file_.size(), " bytes");
+  SEC_CHECK(n_tensors == 0 || data_start <= file_.size(), path,
+            ": truncated GGUF file: the data section would start at byte ", data_start, " but the file has ",
+            file_.size(), " bytes");
   uint64_t data_size = file_.size() >= data_start ? file_.size() - data_start : 0;
   for (auto& t : tensors_) {
     SEC_CHECK(t.offset <= data_size && t.nbytes <= data_size - t.offset, path, ": tensor '", t.name, "' (",
@@ -282,8 +363,8 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
   for (const auto& t : tensors_) byoff.push_back(&t);
   std::sort(byoff.begin(), byoff.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
   for (size_t i = 1; i < byoff.size(); i++)
-    SEC_CHECK(byoff[i - 1]->offset + byoff[i - 1]->nbytes <= byoff[i]->offset, path, ": tensors '",
-              byoff[i - 1]->name, "' and '", byoff[i]->name, "' overlap in the data section");
+    SEC_CHECK(byoff[i - 1]->offset + byoff[i - 1]->nbytes <= byoff[i]->offset, path, ": tensors '", byoff[i - 1]->name,
+              "' and '", byoff[i]->name, "' overlap in the data section");
 }
 
 const GgufValue* GgufFile::find(const std::string& key) const {
@@ -369,15 +450,33 @@ struct Buf {
   }
   void int_scalar(GgufType t, int64_t v) {
     switch (t) {
-      case GgufType::U8: case GgufType::Bool: put<uint8_t>(uint8_t(v)); break;
-      case GgufType::I8: put<int8_t>(int8_t(v)); break;
-      case GgufType::U16: put<uint16_t>(uint16_t(v)); break;
-      case GgufType::I16: put<int16_t>(int16_t(v)); break;
-      case GgufType::U32: put<uint32_t>(uint32_t(v)); break;
-      case GgufType::I32: put<int32_t>(int32_t(v)); break;
-      case GgufType::U64: put<uint64_t>(uint64_t(v)); break;
-      case GgufType::I64: put<int64_t>(v); break;
-      default: SEC_ASSERT(false);
+      case GgufType::U8:
+      case GgufType::Bool:
+        put<uint8_t>(uint8_t(v));
+        break;
+      case GgufType::I8:
+        put<int8_t>(int8_t(v));
+        break;
+      case GgufType::U16:
+        put<uint16_t>(uint16_t(v));
+        break;
+      case GgufType::I16:
+        put<int16_t>(int16_t(v));
+        break;
+      case GgufType::U32:
+        put<uint32_t>(uint32_t(v));
+        break;
+      case GgufType::I32:
+        put<int32_t>(int32_t(v));
+        break;
+      case GgufType::U64:
+        put<uint64_t>(uint64_t(v));
+        break;
+      case GgufType::I64:
+        put<int64_t>(v);
+        break;
+      default:
+        SEC_ASSERT(false);
     }
   }
   void value(const GgufValue& v) {
@@ -392,8 +491,10 @@ struct Buf {
       put<uint64_t>(v.array_size());
       for (const auto& s : v.strs) str(s);
       for (double f : v.floats) {
-        if (v.elem_type == GgufType::F32) put<float>(float(f));
-        else put<double>(f);
+        if (v.elem_type == GgufType::F32)
+          put<float>(float(f));
+        else
+          put<double>(f);
       }
       for (int64_t i : v.ints) int_scalar(v.elem_type, i);
       for (const auto& it : v.items) value(it);
@@ -449,17 +550,21 @@ std::optional<TokenizerData> gguf_read_tokenizer(const GgufFile& f) {
   std::string model = f.get_string("tokenizer.ggml.model", "");
   if (model.empty() || model == "no_vocab" || model == "none") return std::nullopt;
   TokenizerData t;
-  if (model == "llama") t.kind = TokenizerKind::SentencePiece;
-  else if (model == "gpt2") t.kind = TokenizerKind::ByteLevelBpe;
-  else fail(f.path(), ": unsupported tokenizer.ggml.model '", model, "' (supported: llama, gpt2)");
+  if (model == "llama")
+    t.kind = TokenizerKind::SentencePiece;
+  else if (model == "gpt2")
+    t.kind = TokenizerKind::ByteLevelBpe;
+  else
+    fail(f.path(), ": unsupported tokenizer.ggml.model '", model, "' (supported: llama, gpt2)");
   const GgufValue* tokens = f.find("tokenizer.ggml.tokens");
   SEC_CHECK(tokens && tokens->is_array() && tokens->elem_type == GgufType::String, f.path(),
             ": tokenizer.ggml.tokens is missing or not an array of strings");
   t.tokens = tokens->strs;
   const size_t n = t.tokens.size();
   if (const GgufValue* s = f.find("tokenizer.ggml.scores")) {
-    SEC_CHECK(s->is_array() && (s->elem_type == GgufType::F32 || s->elem_type == GgufType::F64) && s->floats.size() == n,
-              f.path(), ": tokenizer.ggml.scores must be an array of ", n, " floats");
+    SEC_CHECK(
+        s->is_array() && (s->elem_type == GgufType::F32 || s->elem_type == GgufType::F64) && s->floats.size() == n,
+        f.path(), ": tokenizer.ggml.scores must be an array of ", n, " floats");
     t.scores.assign(s->floats.begin(), s->floats.end());
   }
   if (const GgufValue* ty = f.find("tokenizer.ggml.token_type")) {

@@ -18,7 +18,8 @@ Llama2cCheckpoint read_llama2c(const std::string& path) {
   const int64_t V = tied ? h[5] : -int64_t(h[5]);
   SEC_CHECK(dim > 0 && hidden > 0 && L > 0 && H > 0 && Hkv > 0 && V > 0 && seq > 0, path,
             ": not a llama2.c checkpoint: header (dim=", dim, ", hidden_dim=", hidden, ", n_layers=", L,
-            ", n_heads=", H, ", n_kv_heads=", Hkv, ", vocab_size=", h[5], ", seq_len=", seq, ") has a non-positive value");
+            ", n_heads=", H, ", n_kv_heads=", Hkv, ", vocab_size=", h[5], ", seq_len=", seq,
+            ") has a non-positive value");
   SEC_CHECK(dim % H == 0 && (dim / H) % 2 == 0 && H % Hkv == 0, path, ": llama2.c header is inconsistent: dim ", dim,
             ", n_heads ", H, ", n_kv_heads ", Hkv);
   const int64_t hd = dim / H, kv = Hkv * hd;

@@ -13,18 +13,25 @@ using json = nlohmann::json;
 
 const char* safetensors_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }
 
 static bool parse_st_dtype(const std::string& s, DType* out) {
-  if (s == "F32") *out = DType::F32;
-  else if (s == "F16") *out = DType::F16;
-  else if (s == "BF16") *out = DType::BF16;
-  else return false;
+  if (s == "F32")
+    *out = DType::F32;
+  else if (s == "F16")
+    *out = DType::F16;
+  else if (s == "BF16")
+    *out = DType::BF16;
+  else
+    return false;
   return true;
 }
 
@@ -37,7 +44,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
             " bytes); the file is truncated or not a safetensors file");
   json header;
   try {
-    header = json::parse(reinterpret_cast<const char*>(file_.data()) + 8, reinterpret_cast<const char*>(file_.data()) + 8 + n);
+    header = json::parse(reinterpret_cast<const char*>(file_.data()) + 8,
+                         reinterpret_cast<const char*>(file_.data()) + 8 + n);
   } catch (const json::exception& e) {
     fail(path, ": safetensors header is not valid JSON: ", e.what());
   }
@@ -78,8 +86,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     SEC_CHECK(b <= e && e <= data_size, path, ": tensor '", name, "': data_offsets [", b, ", ", e,
               "] lie outside the data section (", data_size, " bytes); the file is truncated or corrupt");
     t.nbytes = numel * dtype_size(t.dtype);
-    SEC_CHECK(e - b == t.nbytes, path, ": tensor '", name, "': shape ", shape_str(t.shape), " x ",
-              dtype_name(t.dtype), " needs ", t.nbytes, " bytes but data_offsets span ", e - b);
+    SEC_CHECK(e - b == t.nbytes, path, ": tensor '", name, "': shape ", shape_str(t.shape), " x ", dtype_name(t.dtype),
+              " needs ", t.nbytes, " bytes but data_offsets span ", e - b);
     t.offset = data_start + b;
     index_[name] = tensors_.size();
     tensors_.push_back(std::move(t));
@@ -111,9 +119,12 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) {
   namespace fs = std::filesystem;
   std::string index_path, single;
   if (is_directory(path)) {
-    if (file_exists(path + "/model.safetensors.index.json")) index_path = path + "/model.safetensors.index.json";
-    else if (file_exists(path + "/model.safetensors")) single = path + "/model.safetensors";
-    else fail(path, ": no model.safetensors or model.safetensors.index.json in this directory");
+    if (file_exists(path + "/model.safetensors.index.json"))
+      index_path = path + "/model.safetensors.index.json";
+    else if (file_exists(path + "/model.safetensors"))
+      single = path + "/model.safetensors";
+    else
+      fail(path, ": no model.safetensors or model.safetensors.index.json in this directory");
   } else if (path.size() > 5 && path.substr(path.size() - 5) == ".json") {
     index_path = path;
   } else {
@@ -138,8 +149,8 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) {
   for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
     SEC_CHECK(it.value().is_string(), index_path, ": weight_map entry '", it.key(), "' is not a file name");
     std::string f = it.value().get<std::string>();
-    SEC_CHECK(f.find('/') == std::string::npos && f != ".." && !f.empty(), index_path, ": weight_map entry '",
-              it.key(), "' names '", f, "', which is not a plain file name");
+    SEC_CHECK(f.find('/') == std::string::npos && f != ".." && !f.empty(), index_path, ": weight_map entry '", it.key(),
+              "' names '", f, "', which is not a plain file name");
     auto s = shard_of_file.find(f);
     if (s == shard_of_file.end()) {
       std::string full = dir.empty() ? f : dir + "/" + f;

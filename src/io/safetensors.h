@@ -59,7 +59,7 @@ class SafetensorsCheckpoint {
   const std::map<std::string, Entry>& tensors() const { return entries_; }
   const Entry* find(const std::string& name) const;
   const std::vector<std::string>& files() const { return files_; }  // shard paths in order
-  const std::map<std::string, std::string>& metadata() const;      // of the first file
+  const std::map<std::string, std::string>& metadata() const;       // of the first file
   // sha256 of the single file, or of the concatenated hex hashes of the shards (in file order).
   std::string sha256() const;
 

@@ -53,7 +53,8 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   int heads = get_int(j, "num_attention_heads", where, 0, true);
   int kv = get_int(j, "num_key_value_heads", where, heads);
   int ffn = get_int(j, "intermediate_size", where, 0, true);
-  SEC_CHECK(layers > 0 && heads > 0 && layers <= 100000, where, ": config.json needs positive num_hidden_layers and num_attention_heads");
+  SEC_CHECK(layers > 0 && heads > 0 && layers <= 100000, where,
+            ": config.json needs positive num_hidden_layers and num_attention_heads");
   c.head_dim = get_int(j, "head_dim", where, c.dim / heads);
   c.max_seq_len = get_int(j, "max_position_embeddings", where, 2048);
   c.norm_eps = float(get_num(j, "rms_norm_eps", where, 1e-6));

@@ -1,0 +1,529 @@
+// Loading and saving whole models. Every tensor name comes from the table in model/weights.h; the
+// RoPE row permutation is applied for llama2.c and GGUF "llama" files (GGUF "qwen2" uses rotate-half
+// RoPE in llama.cpp, like HF, so its q/k rows are stored as is). See docs/formats.md.
+#include "model/model_io.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "io/gguf.h"
+#include "io/llama2c.h"
+#include "io/safetensors.h"
+#include "io/tokenizer_files.h"
+#include "model/hf_config.h"
+
+namespace sec {
+
+namespace fs = std::filesystem;
+
+ModelFormat parse_model_format(const std::string& s) {
+  if (s == "hf" || s == "safetensors") return ModelFormat::HF;
+  if (s == "gguf") return ModelFormat::GGUF;
+  if (s == "llama2c" || s == "bin") return ModelFormat::Llama2c;
+  if (s == "auto") return ModelFormat::Auto;
+  fail("unknown model format '", s, "' (expected hf, gguf or llama2c)");
+}
+
+const char* model_format_name(ModelFormat f) {
+  switch (f) {
+    case ModelFormat::Auto:
+      return "auto";
+    case ModelFormat::HF:
+      return "hf";
+    case ModelFormat::GGUF:
+      return "gguf";
+    case ModelFormat::Llama2c:
+      return "llama2c";
+  }
+  return "?";
+}
+
+static bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+static bool has_gguf_magic(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char m[4] = {};
+  size_t n = std::fread(m, 1, 4, f);
+  std::fclose(f);
+  return n == 4 && std::memcmp(m, "GGUF", 4) == 0;
+}
+
+// An HF checkpoint named by one of its files resolves to its directory.
+static std::string hf_dir_of(const std::string& path) {
+  if (is_directory(path)) return path;
+  std::string d = fs::path(path).parent_path().string();
+  return d.empty() ? "." : d;
+}
+
+ModelFormat detect_model_format(const std::string& path) {
+  if (is_directory(path)) {
+    SEC_CHECK(file_exists(path + "/config.json"), path,
+              ": directory has no config.json (expected a Hugging Face model directory)");
+    return ModelFormat::HF;
+  }
+  SEC_CHECK(file_exists(path), path, ": no such file or directory");
+  if (has_gguf_magic(path)) return ModelFormat::GGUF;
+  if (ends_with(path, ".gguf")) fail(path, ": not a GGUF file (bad magic; expected \"GGUF\")");
+  if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json") || ends_with(path, "config.json"))
+    return ModelFormat::HF;
+  if (ends_with(path, ".bin")) return ModelFormat::Llama2c;
+  fail(path, ": unrecognised model format (expected an HF directory, a .gguf file or a llama2.c .bin file)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizers
+
+static bool is_gguf_path(const std::string& p) { return ends_with(p, ".gguf") || has_gguf_magic(p); }
+
+static TokenizerData read_tokenizer_data(const std::string& path) {
+  if (is_directory(path)) {
+    if (file_exists(path + "/tokenizer.json")) return read_tokenizer_json(path + "/tokenizer.json");
+    if (file_exists(path + "/tokenizer.model")) return read_sentencepiece_model(path + "/tokenizer.model");
+    if (file_exists(path + "/tokenizer.bin")) return read_llama2c_tokenizer(path + "/tokenizer.bin");
+    fail(path, ": no tokenizer.json, tokenizer.model or tokenizer.bin in this directory");
+  }
+  SEC_CHECK(file_exists(path), path, ": tokenizer file not found");
+  if (ends_with(path, ".json")) return read_tokenizer_json(path);
+  if (ends_with(path, ".model")) return read_sentencepiece_model(path);
+  if (is_gguf_path(path)) {
+    GgufFile g(path);
+    auto t = gguf_read_tokenizer(g);
+    SEC_CHECK(t.has_value(), path, ": this GGUF file has no tokenizer (no tokenizer.ggml.* vocabulary)");
+    return *t;
+  }
+  return read_llama2c_tokenizer(path);
+}
+
+Tokenizer load_tokenizer(const std::string& path) { return Tokenizer(read_tokenizer_data(path)); }
+
+static std::shared_ptr<const Tokenizer> make_tokenizer(TokenizerData d, const Config& c, const std::string& where) {
+  auto t = std::make_shared<const Tokenizer>(std::move(d));
+  SEC_CHECK(t->vocab_size() <= c.vocab_size, where, ": the tokenizer has ", t->vocab_size(),
+            " tokens but the model's vocabulary has only ", c.vocab_size, " rows");
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared checks
+
+static void check_shape(const std::string& file, const std::string& name, const Shape& got, const Shape& want) {
+  SEC_CHECK(got == want, file, ": tensor ", name, " has shape ", shape_str(got), " but the config requires ",
+            shape_str(want));
+}
+
+static void fail_extra(const std::string& file, const std::vector<std::string>& extra) {
+  std::string list;
+  for (size_t i = 0; i < extra.size() && i < 10; i++) list += (i ? ", " : "") + extra[i];
+  if (extra.size() > 10) list += cat(", ... (", extra.size(), " in all)");
+  fail(file, ": unexpected tensors that the config does not define: ", list);
+}
+
+static DType majority(const std::map<DType, int64_t>& counts) {
+  DType best = DType::F32;
+  int64_t n = -1;
+  for (auto [d, c] : counts)
+    if (c > n) best = d, n = c;
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face directories
+
+static Model load_hf(const std::string& path, const LoadOptions& opts) {
+  const std::string dir = hf_dir_of(path);
+  Model m;
+  m.config = read_hf_config(dir + "/config.json");
+  SafetensorsCheckpoint ck(is_directory(path) || ends_with(path, "config.json") ? dir : path);
+  const std::string where = ck.files().size() == 1 ? ck.files()[0] : dir;
+  // Tied when the config says so or when there is no lm_head.weight (as Transformers does).
+  const std::string head = tensor_name_hf(TensorKind::LmHead);
+  if (!ck.find(head)) m.config.tied_embeddings = true;
+  std::set<std::string> used;
+  std::map<DType, int64_t> dtypes;
+  m.weights.blocks.resize(m.config.n_layers());
+  for_each_tensor(m.config, m.weights, [&](TensorRef& r) {
+    const auto* e = ck.find(r.name);
+    SEC_CHECK(e != nullptr, where, ": missing tensor ", r.name, " (shape ", shape_str(r.shape), ")");
+    check_shape(e->file->path(), r.name, e->tensor->shape, r.shape);
+    r.tensor = e->file->read_f32(*e->tensor);
+    dtypes[e->tensor->dtype] += r.tensor.numel();
+    used.insert(r.name);
+  });
+  std::vector<std::string> extra;
+  for (const auto& [name, e] : ck.tensors()) {
+    if (used.count(name)) continue;
+    if (ends_with(name, "rotary_emb.inv_freq")) continue;    // recomputed from the config; old checkpoints stored it
+    if (name == head && m.config.tied_embeddings) continue;  // Transformers ignores it when tied
+    extra.push_back(name);
+  }
+  if (!extra.empty()) fail_extra(where, extra);
+  m.source.path = path;
+  m.source.format = "hf";
+  m.source.file_dtype = majority(dtypes);
+  m.source.sha256 = ck.sha256();
+  std::string tok = opts.tokenizer_path;
+  if (tok.empty() && file_exists(dir + "/tokenizer.json")) tok = dir + "/tokenizer.json";
+  if (tok.empty() && file_exists(dir + "/tokenizer.model")) tok = dir + "/tokenizer.model";
+  if (!tok.empty()) m.tokenizer = make_tokenizer(read_tokenizer_data(tok), m.config, tok);
+  return m;
+}
+
+static Tensor to_stored(const Tensor& t, DType d) { return t.dtype() == d ? t : t.to(d); }
+
+static void save_hf(const Model& m, const std::string& dir, const SaveOptions& opts) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SEC_CHECK(is_directory(dir), dir, ": cannot create the output directory: ", ec.message());
+  // A stale shard index from an earlier save would be preferred over our single file.
+  if (file_exists(dir + "/model.safetensors.index.json")) {
+    log_warn(dir, ": removing the stale model.safetensors.index.json");
+    fs::remove(dir + "/model.safetensors.index.json", ec);
+  }
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for_each_tensor(m.config, m.weights, [&](const TensorRef& r) {
+    SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
+              shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
+    // 1-D tensors (norms, biases) stay f32, as in our GGUF files, so HF <-> GGUF is lossless.
+    tensors.emplace_back(r.name, to_stored(r.tensor, r.tensor.ndim() == 1 ? DType::F32 : opts.dtype));
+  });
+  Config c = m.config;
+  c.provenance["version"] = SECATEUR_VERSION;  // the writer's version
+  std::map<std::string, std::string> meta = c.provenance;
+  meta["format"] = "pt";
+  auto j = config_to_hf_json(c);
+  j["torch_dtype"] = opts.dtype == DType::F32 ? "float32" : opts.dtype == DType::F16 ? "float16" : "bfloat16";
+  write_safetensors(dir + "/model.safetensors", tensors, meta);
+  write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
+  if (m.tokenizer) write_tokenizer_json(m.tokenizer->data(), dir + "/tokenizer.json");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GGUF
+
+static std::vector<int64_t> per_layer(const GgufFile& g, const std::string& key, int n_layers, bool required,
+                                      int64_t def) {
+  const GgufValue* v = g.find(key);
+  if (!v) {
+    SEC_CHECK(!required, g.path(), ": missing GGUF metadata key ", key);
+    return std::vector<int64_t>(size_t(n_layers), def);
+  }
+  if (v->is_array()) {
+    SEC_CHECK(!v->ints.empty() || v->array_size() == 0, g.path(), ": ", key,
+              " must be an integer or an array of integers");
+    SEC_CHECK(int64_t(v->ints.size()) == n_layers, g.path(), ": ", key, " lists ", v->ints.size(),
+              " values but block_count is ", n_layers);
+    return v->ints;
+  }
+  SEC_CHECK(v->is_integer(), g.path(), ": ", key, " must be an integer or an array of integers, not ",
+            gguf_type_name(v->type));
+  return std::vector<int64_t>(size_t(n_layers), v->i);
+}
+
+static int checked_int(const GgufFile& g, const std::string& key, int64_t v, int64_t lo = 0) {
+  SEC_CHECK(v >= lo && v < (int64_t(1) << 31), g.path(), ": GGUF metadata ", key, " = ", v, " is out of range");
+  return int(v);
+}
+
+// Factors llama.cpp stores in rope_freqs.weight for llama3 RoPE: unscaled / scaled inverse frequency.
+static std::vector<float> llama3_rope_factors(const Config& c) {
+  Config plain = c;
+  plain.rope_scaling = RopeScaling{};
+  auto base = rope_inv_freq(plain), scaled = rope_inv_freq(c);
+  std::vector<float> f(base.size());
+  for (size_t i = 0; i < f.size(); i++) f[i] = base[i] / scaled[i];
+  return f;
+}
+
+static Model load_gguf(const std::string& path, const LoadOptions& opts) {
+  GgufFile g(path);
+  Model m;
+  Config& c = m.config;
+  const std::string arch = g.get_string("general.architecture");
+  SEC_CHECK(arch == "llama" || arch == "qwen2", path, ": unsupported GGUF architecture '", arch,
+            "' (supported: llama, qwen2)");
+  c.architecture = arch;
+  c.attn_bias = arch == "qwen2";
+  const std::string a = arch + ".";
+  c.dim = checked_int(g, a + "embedding_length", g.get_int(a + "embedding_length"), 1);
+  const int L = checked_int(g, a + "block_count", g.get_int(a + "block_count"), 1);
+  SEC_CHECK(L <= 100000, path, ": absurd block_count ", L);
+  auto heads = per_layer(g, a + "attention.head_count", L, true, 0);
+  auto kv = per_layer(g, a + "attention.head_count_kv", L, false, -1);
+  auto ffn = per_layer(g, a + "feed_forward_length", L, true, 0);
+  int max_heads = 0;
+  for (int l = 0; l < L; l++) {
+    int h = checked_int(g, a + "attention.head_count", heads[l]);
+    int k = kv[l] < 0 ? h : checked_int(g, a + "attention.head_count_kv", kv[l]);
+    c.blocks.push_back(BlockDims{h, k, checked_int(g, a + "feed_forward_length", ffn[l])});
+    max_heads = std::max(max_heads, h);
+  }
+  SEC_CHECK(max_heads > 0, path, ": every block has zero attention heads");
+  int64_t hd = g.get_int(a + "attention.key_length", g.get_int(a + "rope.dimension_count", c.dim / max_heads));
+  c.head_dim = checked_int(g, a + "attention.key_length", hd, 1);
+  c.max_seq_len = checked_int(g, a + "context_length", g.get_int(a + "context_length", 2048), 1);
+  c.rope_theta = float(g.get_float(a + "rope.freq_base", 10000.0));
+  c.norm_eps = float(g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
+  std::string scaling = g.get_string(a + "rope.scaling.type", "");
+  if (scaling == "linear") {
+    c.rope_scaling.type = "linear";
+    c.rope_scaling.factor = float(g.get_float(a + "rope.scaling.factor", 1.0));
+  } else {
+    SEC_CHECK(scaling.empty() || scaling == "none", path, ": unsupported ", a, "rope.scaling.type '", scaling, "'");
+  }
+  const GgufTensorInfo* embd = g.find_tensor(tensor_name_gguf(TensorKind::Embed));
+  SEC_CHECK(embd && embd->shape.size() == 2, path, ": missing tensor ", tensor_name_gguf(TensorKind::Embed));
+  c.vocab_size = checked_int(g, a + "vocab_size", g.get_int(a + "vocab_size", embd->shape[0]), 1);
+  for (const auto& [k, v] : g.metadata()) {
+    if (k.rfind("secateur.", 0) != 0 || v.type != GgufType::String) continue;
+    c.provenance[k.substr(9)] = v.str;
+  }
+  // llama3 RoPE: llama.cpp keeps only the per-frequency factors (rope_freqs.weight). We also write
+  // the parameters as provenance keys; without them, assume Llama 3's (low 1, high 4, 8192) and check.
+  const GgufTensorInfo* freqs = g.find_tensor("rope_freqs.weight");
+  if (freqs) {
+    SEC_CHECK(freqs->shape == Shape{c.head_dim / 2}, path, ": tensor rope_freqs.weight has shape ",
+              shape_str(freqs->shape), ", expected [", c.head_dim / 2, "]");
+    Tensor f = g.read_f32(*freqs);
+    RopeScaling& rs = c.rope_scaling;
+    rs.type = "llama3";
+    auto num = [&](const char* key, double def) {
+      auto it = c.provenance.find(key);
+      return it == c.provenance.end() ? def : std::stod(it->second);
+    };
+    rs.factor = float(num("rope_scaling.factor", *std::max_element(f.f32(), f.f32() + f.numel())));
+    rs.low_freq_factor = float(num("rope_scaling.low_freq_factor", 1.0));
+    rs.high_freq_factor = float(num("rope_scaling.high_freq_factor", 4.0));
+    rs.original_max_position = int(num("rope_scaling.original_max_position", 8192));
+    for (const char* k : {"rope_scaling.factor", "rope_scaling.low_freq_factor", "rope_scaling.high_freq_factor",
+                          "rope_scaling.original_max_position"})
+      c.provenance.erase(k);
+    auto expect = llama3_rope_factors(c);
+    for (size_t i = 0; i < expect.size(); i++)
+      SEC_CHECK(std::fabs(expect[i] - f.f32()[i]) <= 1e-3f * std::fabs(expect[i]), path,
+                ": rope_freqs.weight does not match llama3 RoPE scaling with factor ", rs.factor,
+                " (low 1, high 4, original context 8192); other RoPE factor tables are not supported");
+  }
+  // Tied: no output.weight, or one byte-identical to token_embd.weight (llama.cpp's llama2.c
+  // converter writes the tied classifier out explicitly).
+  const GgufTensorInfo* out = g.find_tensor(tensor_name_gguf(TensorKind::LmHead));
+  c.tied_embeddings = !out || (out->shape == embd->shape && out->dtype == embd->dtype &&
+                               std::memcmp(g.data(*out), g.data(*embd), out->nbytes) == 0);
+  // bos/eos live with the tokenizer metadata in GGUF.
+  c.bos_token_id = int(g.get_int("tokenizer.ggml.bos_token_id", c.bos_token_id));
+  c.eos_token_id = int(g.get_int("tokenizer.ggml.eos_token_id", c.eos_token_id));
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+
+  std::set<std::string> used = {"rope_freqs.weight"};
+  if (c.tied_embeddings && out) used.insert(out->name);
+  std::map<DType, int64_t> dtypes;
+  m.weights.blocks.resize(c.n_layers());
+  const bool interleaved = arch == "llama";
+  for_each_tensor(c, m.weights, [&](TensorRef& r) {
+    std::string name = tensor_name_gguf(r.kind, r.layer);
+    const GgufTensorInfo* t = g.find_tensor(name);
+    SEC_CHECK(t != nullptr, path, ": missing tensor ", name, " (shape ", shape_str(r.shape), ")");
+    check_shape(path, name, t->shape, r.shape);
+    Tensor x = g.read_f32(*t);
+    RopeRows rope = tensor_rule(r.kind).rope;
+    if (interleaved && rope != RopeRows::None)
+      x = rope_rows_from_interleaved(
+          x, rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
+    r.tensor = x;
+    if (t->shape.size() > 1) dtypes[t->dtype] += t->shape[0] * t->shape[1];
+    used.insert(name);
+  });
+  std::vector<std::string> extra;
+  for (const auto& t : g.tensors())
+    if (!used.count(t.name)) extra.push_back(t.name);
+  if (!extra.empty()) fail_extra(path, extra);
+  m.source.path = path;
+  m.source.format = "gguf";
+  m.source.file_dtype = majority(dtypes);
+  m.source.sha256 = sha256_file(path);
+  if (!opts.tokenizer_path.empty()) {
+    m.tokenizer = make_tokenizer(read_tokenizer_data(opts.tokenizer_path), c, opts.tokenizer_path);
+  } else if (auto td = gguf_read_tokenizer(g)) {
+    m.tokenizer = make_tokenizer(std::move(*td), c, path);
+  }
+  return m;
+}
+
+static void save_gguf(const Model& m, const std::string& path, const SaveOptions& opts) {
+  const Config& c = m.config;
+  const std::string arch = c.attn_bias ? "qwen2" : "llama";
+  SEC_CHECK(!c.attn_bias || c.architecture == "qwen2" || c.architecture == "llama", "cannot save architecture ",
+            c.architecture, " as GGUF");
+  const std::string a = arch + ".";
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::string(arch));
+  auto pname = c.provenance.find("name");
+  w.set("general.name",
+        GgufValue::string(pname != c.provenance.end() ? pname->second : fs::path(path).stem().string()));
+  w.set("general.file_type", GgufValue::u32(opts.dtype == DType::F32 ? 0 : opts.dtype == DType::F16 ? 1 : 32));
+  w.set("general.alignment", GgufValue::u32(32));
+  w.set(a + "vocab_size", GgufValue::u32(uint32_t(c.vocab_size)));
+  w.set(a + "context_length", GgufValue::u32(uint32_t(c.max_seq_len)));
+  w.set(a + "embedding_length", GgufValue::u32(uint32_t(c.dim)));
+  w.set(a + "block_count", GgufValue::u32(uint32_t(c.n_layers())));
+  // llama.cpp reads these three per layer when they are arrays.
+  auto dims = [&](const char* key, int BlockDims::*field) {
+    bool same = true;
+    std::vector<int64_t> v;
+    for (const auto& b : c.blocks) {
+      v.push_back(b.*field);
+      same &= b.*field == c.blocks[0].*field;
+    }
+    w.set(a + key, same ? GgufValue::u32(uint32_t(v[0])) : GgufValue::array_i32(v));
+  };
+  dims("feed_forward_length", &BlockDims::ffn_dim);
+  dims("attention.head_count", &BlockDims::n_heads);
+  dims("attention.head_count_kv", &BlockDims::n_kv_heads);
+  // llama.cpp assumes head_dim = embedding_length / head_count unless key_length says otherwise.
+  if (!c.uniform_blocks() || c.blocks[0].n_heads * c.head_dim != c.dim) {
+    w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
+    w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
+  }
+  w.set(a + "rope.dimension_count", GgufValue::u32(uint32_t(c.head_dim)));
+  w.set(a + "rope.freq_base", GgufValue::f32(c.rope_theta));
+  w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::f32(c.norm_eps));
+  if (c.rope_scaling.type == "linear") {
+    w.set(a + "rope.scaling.type", GgufValue::string("linear"));
+    w.set(a + "rope.scaling.factor", GgufValue::f32(c.rope_scaling.factor));
+  }
+  if (m.tokenizer) {
+    gguf_write_tokenizer(w, m.tokenizer->data());
+  } else {
+    // No vocabulary: llama.cpp's placeholder vocab type, so llama.cpp still loads the file.
+    w.set("tokenizer.ggml.model", GgufValue::string("no_vocab"));
+    w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(uint32_t(c.bos_token_id)));
+    w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(uint32_t(c.eos_token_id)));
+  }
+  std::map<std::string, std::string> prov = c.provenance;
+  prov["version"] = SECATEUR_VERSION;  // the writer's version
+  if (c.rope_scaling.type == "llama3") {
+    prov["rope_scaling.factor"] = cat(c.rope_scaling.factor);
+    prov["rope_scaling.low_freq_factor"] = cat(c.rope_scaling.low_freq_factor);
+    prov["rope_scaling.high_freq_factor"] = cat(c.rope_scaling.high_freq_factor);
+    prov["rope_scaling.original_max_position"] = cat(c.rope_scaling.original_max_position);
+  }
+  for (const auto& [k, v] : prov) w.set("secateur." + k, GgufValue::string(v));
+
+  // Tensors: 1-D ones (norms, biases) always f32, as llama.cpp does.
+  const bool interleaved = arch == "llama";
+  Tensor embed_stored;
+  for_each_tensor(c, m.weights, [&](const TensorRef& r) {
+    SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
+              shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
+    Tensor t = r.tensor;
+    RopeRows rope = tensor_rule(r.kind).rope;
+    if (interleaved && rope != RopeRows::None)
+      t = rope_rows_to_interleaved(
+          t, rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
+    t = to_stored(t, t.ndim() == 1 ? DType::F32 : opts.dtype);
+    if (r.kind == TensorKind::Embed) embed_stored = t;
+    w.add_tensor(tensor_name_gguf(r.kind, r.layer), t);
+  });
+  // A tied classifier is written out as output.weight too, like llama.cpp's llama2.c converter;
+  // the reader recognises it as tied because its bytes equal token_embd.weight.
+  if (c.tied_embeddings) w.add_tensor(tensor_name_gguf(TensorKind::LmHead), embed_stored);
+  if (c.rope_scaling.type == "llama3") {
+    auto f = llama3_rope_factors(c);
+    w.add_tensor("rope_freqs.weight", Tensor::from_vector(f, Shape{int64_t(f.size())}));
+  }
+  w.write(path, 32);
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama2.c
+
+static std::string find_llama2c_tokenizer(const std::string& bin, int vocab) {
+  std::string dir = fs::path(bin).parent_path().string();
+  if (dir.empty()) dir = ".";
+  if (file_exists(dir + "/tokenizer.bin")) return dir + "/tokenizer.bin";
+  std::string exact = dir + "/tok" + std::to_string(vocab) + ".bin";
+  if (file_exists(exact)) return exact;
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("tok", 0) == 0 && ends_with(n, ".bin") && e.is_regular_file()) found.push_back(e.path().string());
+  }
+  if (found.size() == 1) return found[0];
+  if (found.size() > 1)
+    log_warn(bin, ": several tok*.bin tokenizers next to it and none named tok", vocab,
+             ".bin; pass the tokenizer explicitly");
+  return "";
+}
+
+static Model load_llama2c(const std::string& path, const LoadOptions& opts) {
+  Llama2cCheckpoint ck = read_llama2c(path);
+  Model m;
+  m.config = ck.config;
+  m.weights = std::move(ck.weights);
+  for (int l = 0; l < m.config.n_layers(); l++) {
+    auto& b = m.weights.blocks[l];
+    b.wq = rope_rows_from_interleaved(b.wq, m.config.blocks[l].n_heads);
+    b.wk = rope_rows_from_interleaved(b.wk, m.config.blocks[l].n_kv_heads);
+  }
+  m.source.path = path;
+  m.source.format = "llama2c";
+  m.source.file_dtype = DType::F32;
+  m.source.sha256 = sha256_file(path);
+  std::string tok =
+      opts.tokenizer_path.empty() ? find_llama2c_tokenizer(path, m.config.vocab_size) : opts.tokenizer_path;
+  if (!tok.empty()) m.tokenizer = make_tokenizer(read_tokenizer_data(tok), m.config, tok);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Model load_model(const std::string& path, const LoadOptions& opts) {
+  Model m;
+  switch (detect_model_format(path)) {
+    case ModelFormat::HF:
+      m = load_hf(path, opts);
+      break;
+    case ModelFormat::GGUF:
+      m = load_gguf(path, opts);
+      break;
+    case ModelFormat::Llama2c:
+      m = load_llama2c(path, opts);
+      break;
+    case ModelFormat::Auto:
+      SEC_ASSERT(false);
+  }
+  SEC_CHECK(m.tokenizer || !opts.require_tokenizer, path,
+            ": no tokenizer found (give one with --tokenizer: tokenizer.json, tokenizer.model, tokenizer.bin or a .gguf)");
+  check_weights(m.config, m.weights);
+  return m;
+}
+
+void save_model(const Model& m, const std::string& out_path, const SaveOptions& opts) {
+  m.config.validate();
+  switch (opts.format) {
+    case ModelFormat::HF:
+      save_hf(m, out_path, opts);
+      break;
+    case ModelFormat::GGUF:
+      save_gguf(m, out_path, opts);
+      break;
+    default:
+      fail(out_path, ": can only save as hf or gguf, not ", model_format_name(opts.format));
+  }
+}
+
+}  // namespace sec
