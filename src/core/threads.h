@@ -2,6 +2,6 @@
 #pragma once
 
 namespace sec {
-void set_num_threads(int n);  // n <= 0: all cores
+void set_num_threads(int n);  // n <= 0: OMP_NUM_THREADS if set, else all cores
 int num_threads();
 }  // namespace sec

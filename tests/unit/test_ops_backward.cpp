@@ -9,9 +9,16 @@
 #include <vector>
 
 #include "core/random.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
+// The kernels' threaded paths are exercised with 3 threads even though ctest runs tests with one.
+const int kThreadsForKernelTests = [] {
+  set_num_threads(3);
+  return 3;
+}();
+
 namespace {
 
 using Vec = std::vector<float>;

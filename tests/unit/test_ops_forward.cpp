@@ -5,10 +5,17 @@
 #include <vector>
 
 #include "core/random.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 #include "testing/testing.h"
 
 namespace sec {
+// The kernels' threaded paths are exercised with 3 threads even though ctest runs tests with one.
+const int kThreadsForKernelTests = [] {
+  set_num_threads(3);
+  return 3;
+}();
+
 namespace {
 
 std::vector<float> randn(size_t n, uint64_t seed, float std = 1.f) {
@@ -138,6 +145,35 @@ TEST(OpsForward, LogSoftmaxCrossEntropyKl) {
     for (float s : self) EXPECT_NEAR(s, 0.f, 1e-6f);
     for (float s : kl) EXPECT_GT(s, 0.f);
   }
+}
+
+// Sizes above kParallelMinWork so that the OpenMP paths run (with the 3 threads set above).
+TEST(OpsForward, LargeInputsTakeTheThreadedPaths) {
+  const int N = 300, C = 160, V = 257;
+  ASSERT_GT(int64_t(N) * C, kParallelMinWork);
+  auto x = randn(N * C, 20, 2.f), w = randn(C, 21), g = randn(N * C, 22, 3.f), b = randn(C, 23);
+  std::vector<float> f1(N * C), r1(N * C);
+  rmsnorm_forward(f1.data(), nullptr, x.data(), w.data(), N, C, 1e-5f);
+  rmsnorm_forward_ref(r1.data(), nullptr, x.data(), w.data(), N, C, 1e-5f);
+  expect_close(f1, r1, 1e-5f);
+  swiglu_forward(f1.data(), x.data(), g.data(), N * C);
+  swiglu_forward_ref(r1.data(), x.data(), g.data(), N * C);
+  expect_close(f1, r1, 1e-4f);
+  std::vector<float> inv = {1.f, 0.5f, 0.1f, 0.01f};
+  auto fr = x, rr = x;
+  rope_forward(fr.data(), inv.data(), 2, 150, 20, 8, 3);
+  rope_forward_ref(rr.data(), inv.data(), 2, 150, 20, 8, 3);
+  expect_close(fr, rr, 1e-5f);
+  std::vector<float> mf(N * C), mr(N * C);
+  matmul_forward(mf.data(), x.data(), randn(C * C, 24).data(), b.data(), N, C, C);
+  auto wm = randn(C * C, 24);
+  matmul_forward_ref(mr.data(), x.data(), wm.data(), b.data(), N, C, C);
+  expect_close(mf, mr, 1e-3f);
+  auto logits = randn(N * V, 25, 4.f);
+  std::vector<float> lf(N * V), lr(N * V);
+  log_softmax_forward(lf.data(), logits.data(), N, V);
+  log_softmax_forward_ref(lr.data(), logits.data(), N, V);
+  expect_close(lf, lr, 1e-5f);
 }
 
 }  // namespace
