@@ -1,0 +1,161 @@
+#include "calib/layerwise.h"
+
+#include <cblas.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace sec {
+
+TapPoint input_tap_of(TensorKind kind) {
+  switch (kind) {
+    case TensorKind::Q:
+    case TensorKind::K:
+    case TensorKind::V: return TapPoint::AttnInput;
+    case TensorKind::O: return TapPoint::AttnHeads;
+    case TensorKind::Gate:
+    case TensorKind::Up: return TapPoint::MlpInput;
+    case TensorKind::Down: return TapPoint::MlpHidden;
+    default: SEC_ASSERT(false && "not a block linear layer");
+  }
+  return TapPoint::BlockInput;
+}
+
+std::vector<TensorKind> block_linear_kinds() {
+  std::vector<TensorKind> out;
+  for (const auto& r : tensor_name_rules())
+    if (r.is_linear) out.push_back(r.kind);
+  return out;
+}
+
+std::vector<float> InputStats::col_norms() const {
+  std::vector<float> n(sumsq.size());
+  for (size_t j = 0; j < sumsq.size(); j++) n[j] = float(std::sqrt(sumsq[j]));
+  return n;
+}
+
+static int64_t input_width(const Config& c, int layer, TapPoint p) {
+  switch (p) {
+    case TapPoint::AttnHeads: return c.q_dim(layer);
+    case TapPoint::MlpHidden: return c.blocks[layer].ffn_dim;
+    default: return c.dim;
+  }
+}
+
+LinearStatsTap::LinearStatsTap(const Config& c, int layer, StatsRequest req,
+                               std::function<bool(const std::string&)> include)
+    : layer_(layer), req_(req) {
+  for (TensorKind k : block_linear_kinds()) {
+    std::string name = tensor_name_hf(k, layer);
+    if (include && !include(name)) continue;
+    TapPoint p = input_tap_of(k);
+    int64_t cols = input_width(c, layer, p);
+    if (cols == 0) continue;  // a pruned-away attention or MLP has no input to observe
+    auto& s = by_point_[p];
+    if (!s) {
+      s = std::make_shared<InputStats>();
+      s->cols = cols;
+      if (req.sumsq) s->sumsq.assign(size_t(cols), 0.0);
+      if (req.xtx) s->xtx = Tensor::zeros({cols, cols});
+    }
+    by_name_[name] = s;
+  }
+}
+
+bool LinearStatsTap::wants(TapPoint point, int layer) const { return layer == layer_ && by_point_.count(point); }
+
+void LinearStatsTap::observe(TapPoint point, int layer, const float* x, int64_t rows, int64_t cols) {
+  if (!wants(point, layer)) return;
+  InputStats& s = *by_point_.at(point);
+  SEC_ASSERT(cols == s.cols);
+  s.rows += rows;
+  if (req_.sumsq) {
+    // Column sums in double; threads split the columns so each accumulator has one owner.
+    double* acc = s.sumsq.data();
+#pragma omp parallel
+    {
+      std::vector<double> local(size_t(cols), 0.0);
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; r++) {
+        const float* row = x + r * cols;
+        for (int64_t j = 0; j < cols; j++) local[j] += double(row[j]) * row[j];
+      }
+#pragma omp critical
+      for (int64_t j = 0; j < cols; j++) acc[j] += local[j];
+    }
+  }
+  if (req_.xtx) {
+    // Upper triangle (row-major) of X^T X accumulated by BLAS; finish() mirrors it.
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(cols), int(rows), 1.f, x, int(cols), 1.f, s.xtx.f32(),
+                int(cols));
+  }
+}
+
+void LinearStatsTap::finish() {
+  if (!req_.xtx) return;
+  for (auto& [p, s] : by_point_) {
+    float* h = s->xtx.f32();
+    const int64_t n = s->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < i; j++) h[i * n + j] = h[j * n + i];
+  }
+}
+
+const InputStats& LinearStatsTap::stats(const std::string& name) const {
+  auto it = by_name_.find(name);
+  SEC_ASSERT(it != by_name_.end());
+  return *it->second;
+}
+
+const InputStats& LinearStatsTap::stats(TensorKind kind) const { return stats(tensor_name_hf(kind, layer_)); }
+
+LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMethod& method,
+                              const LayerwiseOptions& opts) {
+  const int64_t C = m.config.dim, N = samples.nsamples * samples.seqlen;
+  std::vector<float> hidden(size_t(N * C));
+  embed_tokens(m, samples.tokens.data(), N, hidden.data());
+  return run_layerwise_hidden(m, hidden, samples.nsamples, samples.seqlen, method, opts, 0);
+}
+
+LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64_t nsamples, int64_t seqlen,
+                                     LayerwiseMethod& method, const LayerwiseOptions& opts, int first_layer) {
+  const int64_t C = m.config.dim;
+  SEC_ASSERT(int64_t(hidden.size()) == nsamples * seqlen * C);
+  const int64_t batch = std::max<int64_t>(1, std::min(opts.batch, nsamples));
+  std::vector<float> work(hidden.size());  // the second activation buffer
+  ForwardScratch scratch;
+  LayerwiseResult res;
+  const int L = m.config.n_layers();
+  // Runs block l on `buf` (in place) in batches of samples.
+  auto run_block = [&](int l, std::vector<float>& buf, Tap* tap) {
+    for (int64_t s0 = 0; s0 < nsamples; s0 += batch) {
+      int64_t b = std::min(batch, nsamples - s0);
+      block_forward(m, l, buf.data() + s0 * seqlen * C, b, seqlen, tap, nullptr, &scratch);
+    }
+  };
+  Progress progress(opts.label, L - first_layer, "blocks");
+  for (int l = first_layer; l < L; l++) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::memcpy(work.data(), hidden.data(), hidden.size() * 4);
+    Tap* tap = method.begin_block(m, l);
+    if (tap) run_block(l, work, tap);  // statistics of the unchanged block; outputs land in `work`
+    method.end_block(m, l);
+    if (method.changes_model() || !tap) {
+      std::memcpy(work.data(), hidden.data(), hidden.size() * 4);
+      run_block(l, work, nullptr);  // outputs of the changed block
+    }
+    hidden.swap(work);
+    res.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    progress.update(l - first_layer + 1);
+    log_debug(opts.label, ": block ", l, " took ", res.block_seconds.back(), " s");
+  }
+  progress.finish();
+  return res;
+}
+
+}  // namespace sec
