@@ -114,6 +114,19 @@ const InputStats& LinearStatsTap::stats(const std::string& name) const {
 
 const InputStats& LinearStatsTap::stats(TensorKind kind) const { return stats(tensor_name_hf(kind, layer_)); }
 
+namespace {
+// Forwards to the method's tap and tells block_forward that the pass's outputs are not used.
+struct StatisticsOnlyTap : Tap {
+  explicit StatisticsOnlyTap(Tap* inner) : inner(inner) {}
+  bool wants(TapPoint p, int layer) const override { return inner->wants(p, layer); }
+  void observe(TapPoint p, int layer, const float* d, int64_t rows, int64_t cols) override {
+    inner->observe(p, layer, d, rows, cols);
+  }
+  bool needs_block_output() const override { return false; }
+  Tap* inner;
+};
+}  // namespace
+
 LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMethod& method,
                               const LayerwiseOptions& opts) {
   const int64_t C = m.config.dim, N = samples.nsamples * samples.seqlen;
@@ -143,7 +156,10 @@ LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64
     auto t0 = std::chrono::steady_clock::now();
     std::memcpy(work.data(), hidden.data(), hidden.size() * 4);
     Tap* tap = method.begin_block(m, l);
-    if (tap) run_block(l, work, tap);  // statistics of the unchanged block; outputs land in `work`
+    StatisticsOnlyTap stats_only(tap);
+    // Statistics of the unchanged block; when the method leaves the block as it is, this pass's
+    // outputs in `work` are the next block's inputs, else they are recomputed below.
+    if (tap) run_block(l, work, method.changes_model() ? &stats_only : tap);
     method.end_block(m, l);
     if (method.changes_model() || !tap) {
       std::memcpy(work.data(), hidden.data(), hidden.size() * 4);

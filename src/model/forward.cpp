@@ -118,6 +118,7 @@ void block_forward(const Model& m, int layer, float* x, int64_t B, int64_t T, Ta
     float* hidden = need(s.hidden, N * F);
     swiglu_forward(hidden, gate, up, N * F);
     emit(tap, TapPoint::MlpHidden, layer, hidden, N, F);
+    if (tap && !tap->needs_block_output()) return;  // x is left partially updated: the caller drops it
     float* proj = need(s.proj, N * C);
     matmul_forward(proj, hidden, w.w_down.f32(), nullptr, N, F, C);
     add_inplace(x, proj, N * C);

@@ -26,6 +26,9 @@ struct Tap {
   virtual ~Tap() = default;
   virtual bool wants(TapPoint point, int layer) const { return true; }
   virtual void observe(TapPoint point, int layer, const float* data, int64_t rows, int64_t cols) = 0;
+  // False when the caller discards the block's output after this pass (a statistics-only pass):
+  // block_forward then skips the down projection, which only feeds that output.
+  virtual bool needs_block_output() const { return true; }
 };
 
 // Keys/values of every block for `batch` sequences, positions [0, capacity).
