@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::fprintf(stderr, "secateur: error: out of memory\n");
     return 1;
+  } catch (const std::exception& e) {  // a bug: still a message and an exit status, not an abort
+    std::fflush(stdout);
+    std::fprintf(stderr, "secateur: internal error: %s\n", e.what());
+    return 2;
   }
   return 0;
 }

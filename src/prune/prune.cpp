@@ -65,11 +65,13 @@ nlohmann::ordered_json PruneReport::to_json() const {
 void set_prune_provenance(Config& c, const PruneReport& r) {
   c.provenance["method"] = r.options.value("method", "");
   c.provenance["prune_options"] = r.options.dump();
-  c.provenance["calib_data"] = r.calibration.value("path", "");
-  c.provenance["calib_sha256"] = r.calibration.value("sha256", "");
-  c.provenance["calib_nsamples"] = std::to_string(r.calibration.value("nsamples", int64_t(0)));
-  c.provenance["calib_seqlen"] = std::to_string(r.calibration.value("seqlen", int64_t(0)));
-  c.provenance["calib_seed"] = std::to_string(r.calibration.value("seed", uint64_t(0)));
+  if (r.calibration.is_object()) {  // magnitude pruning uses no calibration data
+    c.provenance["calib_data"] = r.calibration.value("path", "");
+    c.provenance["calib_sha256"] = r.calibration.value("sha256", "");
+    c.provenance["calib_nsamples"] = std::to_string(r.calibration.value("nsamples", int64_t(0)));
+    c.provenance["calib_seqlen"] = std::to_string(r.calibration.value("seqlen", int64_t(0)));
+    c.provenance["calib_seed"] = std::to_string(r.calibration.value("seed", uint64_t(0)));
+  }
   c.provenance["source_model"] = r.source.value("path", "");
   c.provenance["source_sha256"] = r.source.value("sha256", "");
   c.provenance["sparsity"] = cat(r.overall_sparsity());

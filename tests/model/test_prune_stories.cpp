@@ -13,6 +13,7 @@
 
 #include "calib/sampling.h"
 #include "model/forward.h"
+#include "eval/perplexity.h"
 #include "model/model_io.h"
 #include "ops/ops.h"
 #include "prune/prune.h"
@@ -31,24 +32,13 @@ Model load_stories() {
   return load_model(testing::shared_path(kModel), lo);
 }
 
-// Papers' protocol: one BOS, non-overlapping windows, every prediction inside a window scored.
-// (A small local helper; src/eval/perplexity.h is the full implementation.)
+// Papers' protocol (src/eval/perplexity.h): one BOS, non-overlapping windows, every prediction
+// inside a window scored.
 double perplexity(const Model& m, const std::vector<int32_t>& stream, int64_t seqlen) {
-  const int64_t W = int64_t(stream.size()) / seqlen, V = m.config.vocab_size;
-  std::vector<float> logits(static_cast<size_t>(seqlen * V));
-  std::vector<float> losses(static_cast<size_t>(seqlen));
-  double nll = 0;
-  int64_t n = 0;
-  for (int64_t w = 0; w < W; w++) {
-    const int32_t* tok = stream.data() + w * seqlen;
-    model_forward(m, tok, 1, seqlen, logits.data());
-    std::vector<int32_t> targets(tok + 1, tok + seqlen);
-    targets.push_back(-1);
-    cross_entropy_forward(losses.data(), logits.data(), targets.data(), seqlen, V);
-    for (int64_t t = 0; t + 1 < seqlen; t++) nll += losses[size_t(t)];
-    n += seqlen - 1;
-  }
-  return std::exp(nll / double(n));
+  PplOptions o;
+  o.seqlen = seqlen;
+  o.progress = false;
+  return evaluate_perplexity(m, stream, o).ppl;
 }
 
 struct Fixture {
@@ -157,28 +147,15 @@ TEST(PruneStories, CliWritesModelReportAndProvenance) {
   EXPECT_NE(testing::run_cli({"prune", testing::shared_path(kModel), "-o", dir.file("x.gguf"), "--method", "nope"}).exit_code, 0);
 }
 
-// The README table (scripts/prune_table.sh); only when SECATEUR_PRUNE_TABLE is set.
-TEST(PruneStories, Table) {
+TEST(PruneStories, CliMagnitudeNeedsNoCalibrationData) {
   SEC_REQUIRE_SHARED(kModel);
-  if (!std::getenv("SECATEUR_PRUNE_TABLE")) GTEST_SKIP() << "set SECATEUR_PRUNE_TABLE=1 (scripts/prune_table.sh)";
-  const std::vector<std::pair<std::string, bool>> cols = {{"0.5", false}, {"2:4", false}, {"4:8", false},
-                                                           {"0.7", false}, {"0.7", true}};
-  std::printf("| stories260K PPL (eval.txt) | 50%% | 2:4 | 4:8 | 70%% | 70%% + OWL |\n|---|---|---|---|---|---|\n");
-  std::printf("| dense | %.3f | | | | |\n", fixture().dense_ppl);
-  for (PruneMethod m : {PruneMethod::Magnitude, PruneMethod::Wanda, PruneMethod::SparseGPT}) {
-    std::printf("| %s |", prune_method_name(m));
-    for (const auto& [t, owl] : cols) {
-      if (owl && m == PruneMethod::Magnitude) {
-        std::printf(" — |");
-        continue;
-      }
-      ::testing::internal::CaptureStdout();
-      double ppl = pruned_ppl(m, t, owl);
-      ::testing::internal::GetCapturedStdout();
-      std::printf(" %.3f |", ppl);
-    }
-    std::printf("\n");
-  }
+  testing::TempDir dir;
+  auto r = testing::run_cli({"-q", "prune", testing::shared_path(kModel), "-o", dir.file("m.gguf"), "--method",
+                             "magnitude", "--sparsity", "0.5"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Model m = load_model(dir.file("m.gguf"));
+  EXPECT_EQ(m.config.provenance["method"], "magnitude");
+  EXPECT_EQ(m.config.provenance.count("calib_data"), 0u);
 }
 
 }  // namespace
