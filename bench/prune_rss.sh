@@ -4,7 +4,10 @@
 # Expected peak ~ weights (all in memory, f32) + 2 activation buffers (nsamples*seqlen*4096*4 B)
 # + one block's statistics (SparseGPT: X^T X of 4096^2 (q/k/v), 4096^2 (o), 4096^2 (gate/up),
 # 11008^2 (down) floats = 0.68 GB; the copy SparseGPT factors, up to 11008^2 floats = 0.48 GB)
-# + the forward scratch of one sample + what save_model buffers while writing.
+# + the forward scratch of one sample + the one tensor save_model converts while writing.
+# Besides /usr/bin/time's peak, /proc/PID/status is sampled every 0.1 s for the breakdown:
+# RssAnon (owned memory: copies, statistics, activations) and RssFile (pages of mapped files --
+# with copy-on-write loading, the f32 weights that were read but not yet modified).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAYERS=${1:-2}
@@ -19,9 +22,32 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$S" init --config configs/llama-7b
 weights=$(du -sb "$TMP/model" | cut -f1)
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/time -v "$S" prune "$TMP/model" -o "$TMP/pruned" \
   --method "$METHOD" --sparsity 0.5 --calib ../shared/data/tinystories/calib.txt --nsamples 8 --seqlen 256 \
-  --tokenizer ../shared/tokenizers/llama2/tokenizer.json >"$TMP/out.txt" 2>"$TMP/time.txt" || { cat "$TMP/time.txt"; exit 1; }
+  --tokenizer ../shared/tokenizers/llama2/tokenizer.json >"$TMP/out.txt" 2>"$TMP/time.txt" &
+TIME_PID=$!
+# Sample the prune process (the child of time): total, anonymous and file-backed RSS in kB.
+(
+  while kill -0 "$TIME_PID" 2>/dev/null; do
+    pid=$(pgrep -P "$TIME_PID" 2>/dev/null | head -1 || true)
+    if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
+      awk -v t="$(date +%s.%N)" '/^VmRSS|^RssAnon|^RssFile/ {v[$1]=$2} END {if (v["VmRSS:"]) print t, v["VmRSS:"], v["RssAnon:"], v["RssFile:"]}' \
+        "/proc/$pid/status" 2>/dev/null >>"$TMP/rss.txt" || true
+    fi
+    sleep 0.1
+  done
+) &
+wait "$TIME_PID" || { cat "$TMP/time.txt"; exit 1; }
+wait
 peak_kb=$(grep "Maximum resident set size" "$TMP/time.txt" | awk '{print $NF}')
+gb() { echo "scale=2; $1 * 1024 / 1000000000" | bc; }
 echo "model files: $weights bytes ($(echo "scale=2; $weights / 1000000000" | bc) GB), $LAYERS blocks"
-echo "peak RSS pruning ($METHOD, 8 x 256 tokens): $((peak_kb * 1024)) bytes ($(echo "scale=2; $peak_kb * 1024 / 1000000000" | bc) GB)"
+echo "peak RSS pruning ($METHOD, 8 x 256 tokens): $((peak_kb * 1024)) bytes ($(gb "$peak_kb") GB)"
 echo "ratio peak/weights: $(echo "scale=2; $peak_kb * 1024 / $weights" | bc)"
+if [ -s "$TMP/rss.txt" ]; then
+  read -r rss anon file < <(sort -k2 -n "$TMP/rss.txt" | tail -1 | cut -d' ' -f2-)
+  echo "sampled at the largest RSS: $(gb "$rss") GB = anon $(gb "$anon") GB + file-backed $(gb "$file") GB"
+  echo "largest sampled anon RSS: $(gb "$(sort -k3 -n "$TMP/rss.txt" | tail -1 | cut -d' ' -f3)") GB," \
+    "file-backed: $(gb "$(sort -k4 -n "$TMP/rss.txt" | tail -1 | cut -d' ' -f4)") GB"
+fi
 grep -E "Elapsed|Maximum resident" "$TMP/time.txt"
+[ -n "${KEEP_RSS_LOG:-}" ] && cp "$TMP/rss.txt" "$KEEP_RSS_LOG" && cp "$TMP/time.txt" "$KEEP_RSS_LOG.stderr"
+true

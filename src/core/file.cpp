@@ -16,7 +16,7 @@
 
 namespace sec {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path), mode_(mode) {
   int fd = ::open(path.c_str(), O_RDONLY);
   SEC_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
   struct stat st;
@@ -27,16 +27,31 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   size_ = size_t(st.st_size);
   if (size_ == 0) {
     ::close(fd);
-    static const uint8_t empty = 0;
-    data_ = &empty;
+    static uint8_t empty[8] = {};
+    data_ = empty;
     return;
   }
-  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int prot = mode == Mode::CopyOnWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* p = ::mmap(nullptr, size_, prot, MAP_PRIVATE, fd, 0);
   ::close(fd);
   SEC_CHECK(p != MAP_FAILED, path, ": cannot map: ", std::strerror(errno));
-  data_ = static_cast<const uint8_t*>(p);
+  data_ = static_cast<uint8_t*>(p);
   size_t n = size_;
   mapping_ = std::shared_ptr<void>(p, [n](void* q) { ::munmap(q, n); });
+}
+
+uint8_t* MappedFile::writable_data() const {
+  SEC_ASSERT(mode_ == Mode::CopyOnWrite);
+  return data_;
+}
+
+void MappedFile::release(uint64_t offset, uint64_t n) const {
+  SEC_ASSERT(offset <= size_ && n <= size_ - offset);
+  if (!mapping_) return;
+  const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+  const uint64_t base = uint64_t(reinterpret_cast<uintptr_t>(data_));
+  const uint64_t b = (base + offset + page - 1) / page * page, e = (base + offset + n) / page * page;
+  if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);  // advisory: failure is harmless
 }
 
 std::string read_text_file(const std::string& path) {
@@ -178,8 +193,27 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 std::string sha256_file(const std::string& path) {
-  MappedFile f(path);
-  return sha256_hex(f.data(), f.size());
+  int fd = ::open(path.c_str(), O_RDONLY);
+  SEC_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(path, ": not a regular file");
+  }
+  Sha256 s;
+  std::vector<uint8_t> buf(size_t(1) << 20);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      SEC_CHECK(n == 0, path, ": read failed: ", std::strerror(err));
+      break;
+    }
+    s.update(buf.data(), size_t(n));
+  }
+  return s.hex();
 }
 
 }  // namespace sec

@@ -8,19 +8,33 @@
 
 namespace sec {
 
-// A read-only mmap of a whole file. Copies share the mapping (shared_ptr keeps it alive, so
-// tensor views into a file can outlive the MappedFile object that created them).
+// An mmap of a whole file. Copies share the mapping (shared_ptr keeps it alive, so tensor views
+// into a file can outlive the MappedFile object that created them).
+//   ReadOnly:    PROT_READ.
+//   CopyOnWrite: MAP_PRIVATE + PROT_READ|PROT_WRITE. Pages are the page cache's until written;
+//                a write copies that page for this process only and never reaches the file. Lets
+//                weights be views into the file (1x memory) that pruning may still modify.
+// Pages of the file that were read count in the process's RSS (as file-backed, shared with the
+// page cache) for as long as they stay mapped; release() gives back the ones no longer needed.
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws Error naming the file
+  enum class Mode { ReadOnly, CopyOnWrite };
+  explicit MappedFile(const std::string& path, Mode mode = Mode::ReadOnly);  // throws Error naming the file
   const uint8_t* data() const { return data_; }
+  uint8_t* writable_data() const;  // CopyOnWrite only
   size_t size() const { return size_; }
+  Mode mode() const { return mode_; }
   const std::string& path() const { return path_; }
   std::shared_ptr<void> keepalive() const { return mapping_; }
+  // Unmaps the pages lying wholly inside [offset, offset + n) from this process (madvise
+  // MADV_DONTNEED): they leave the RSS and are re-read from the file if touched again. Only for
+  // ranges that were never written (in CopyOnWrite mode, written pages would be lost).
+  void release(uint64_t offset, uint64_t n) const;
 
  private:
   std::string path_;
-  const uint8_t* data_ = nullptr;
+  Mode mode_ = Mode::ReadOnly;
+  uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<void> mapping_;
 };
@@ -53,7 +67,8 @@ class AtomicFile {
 // Writes a whole string atomically.
 void write_file_atomic(const std::string& path, std::string_view content);
 
-// SHA-256, hex encoded.
+// SHA-256, hex encoded. sha256_file streams the file with read() (no mapping, so hashing a
+// multi-GB model adds nothing to the RSS).
 std::string sha256_hex(const void* data, size_t n);
 std::string sha256_file(const std::string& path);
 

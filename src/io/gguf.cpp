@@ -290,7 +290,7 @@ uint32_t gguf_ggml_type(DType t) {
   return 0;
 }
 
-GgufFile::GgufFile(const std::string& path) : file_(path) {
+GgufFile::GgufFile(const std::string& path, MappedFile::Mode mode) : file_(path, mode) {
   Cursor c{file_.data(), file_.size(), 0, path};
   SEC_CHECK(file_.size() >= 4 && std::memcmp(file_.data(), kMagic, 4) == 0, path,
             ": not a GGUF file (bad magic; expected \"GGUF\")");
@@ -418,7 +418,16 @@ Tensor GgufFile::read_f32(const GgufTensorInfo& t) const {
   SEC_ASSERT(t.offset + t.nbytes <= file_.size());
   Tensor raw = Tensor::empty(t.shape, t.dtype);
   if (t.nbytes) std::memcpy(raw.raw(), file_.data() + t.offset, t.nbytes);
+  file_.release(t.offset, t.nbytes);
   return t.dtype == DType::F32 ? raw : raw.to(DType::F32);
+}
+
+Tensor GgufFile::load_f32(const GgufTensorInfo& t) const {
+  SEC_ASSERT(t.offset + t.nbytes <= file_.size());
+  if (file_.mode() == MappedFile::Mode::CopyOnWrite && t.dtype == DType::F32 && t.nbytes > 0 &&
+      reinterpret_cast<uintptr_t>(file_.data() + t.offset) % alignof(float) == 0)
+    return Tensor::view(file_.writable_data() + t.offset, t.shape, DType::F32, file_.keepalive());
+  return read_f32(t);
 }
 
 // ---- writing ----
@@ -433,8 +442,15 @@ void GgufWriter::set(const std::string& key, GgufValue v) {
 }
 
 void GgufWriter::add_tensor(const std::string& name, Tensor t) {
-  SEC_ASSERT(t.defined() && t.ndim() >= 1 && t.ndim() <= int(kMaxDims));
-  tensors_.emplace_back(name, std::move(t));
+  SEC_ASSERT(t.defined());
+  Shape shape = t.shape();
+  DType dtype = t.dtype();
+  add_tensor(name, shape, dtype, [t] { return t; });
+}
+
+void GgufWriter::add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make) {
+  SEC_ASSERT(shape.size() >= 1 && shape.size() <= kMaxDims && make);
+  tensors_.push_back({name, shape, dtype, std::move(make)});
 }
 
 namespace {
@@ -524,21 +540,24 @@ void GgufWriter::write(const std::string& path, uint64_t alignment) const {
     h.put<uint32_t>(uint32_t(alignment));
   }
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors_) {
-    h.str(name);
-    h.put<uint32_t>(uint32_t(t.ndim()));
-    for (int d = t.ndim() - 1; d >= 0; d--) h.put<uint64_t>(uint64_t(t.dim(d)));
-    h.put<uint32_t>(gguf_ggml_type(t.dtype()));
+  for (const auto& t : tensors_) {
+    h.str(t.name);
+    h.put<uint32_t>(uint32_t(t.shape.size()));
+    for (size_t d = t.shape.size(); d-- > 0;) h.put<uint64_t>(uint64_t(t.shape[d]));
+    h.put<uint32_t>(gguf_ggml_type(t.dtype));
     h.put<uint64_t>(offset);
-    offset = (offset + t.nbytes() + alignment - 1) / alignment * alignment;
+    const uint64_t nbytes = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+    offset = (offset + nbytes + alignment - 1) / alignment * alignment;
   }
   AtomicFile f(path);
   f.write(h.b);
   f.pad_to(alignment);
   const uint64_t data_start = f.offset();
-  for (const auto& [name, t] : tensors_) {
+  for (const auto& p : tensors_) {
     f.pad_to(alignment);
     SEC_ASSERT((f.offset() - data_start) % alignment == 0);
+    const Tensor t = p.make();  // one tensor's (possibly converted) data at a time
+    SEC_ASSERT(t.shape() == p.shape && t.dtype() == p.dtype);
     f.write(t.raw(), t.nbytes());
   }
   f.commit();

@@ -13,6 +13,7 @@
 // reading it. Tensor types: F32, F16, BF16; anything else is an "unsupported tensor type" error.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,7 +85,8 @@ struct GgufTensorInfo {
 
 class GgufFile {
  public:
-  explicit GgufFile(const std::string& path);  // maps and validates; throws Error naming the file
+  // Maps and validates; throws Error naming the file.
+  explicit GgufFile(const std::string& path, MappedFile::Mode mode = MappedFile::Mode::ReadOnly);
   const std::string& path() const { return file_.path(); }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
@@ -102,8 +104,14 @@ class GgufFile {
   std::string get_string(const std::string& key, const std::string& def) const;
   bool get_bool(const std::string& key, bool def) const;
 
-  Tensor read_f32(const GgufTensorInfo& t) const;  // converted copy in PyTorch shape
+  // Converted copy in PyTorch shape; the copied range's pages are then released from the mapping.
+  Tensor read_f32(const GgufTensorInfo& t) const;
+  // For keeps: in CopyOnWrite mode an aligned F32 tensor is a writable view into the mapping (no
+  // copy; writes never reach the file), anything else read_f32's copy.
+  Tensor load_f32(const GgufTensorInfo& t) const;
   const uint8_t* data(const GgufTensorInfo& t) const { return file_.data() + t.offset; }
+  // Gives back the pages of a tensor that was only read, not loaded (see MappedFile::release).
+  void release(const GgufTensorInfo& t) const { file_.release(t.offset, t.nbytes); }
 
  private:
   MappedFile file_;
@@ -121,11 +129,20 @@ class GgufWriter {
  public:
   void set(const std::string& key, GgufValue v);
   void add_tensor(const std::string& name, Tensor t);
+  // A tensor of this shape and stored dtype whose data `make` produces while write() runs, one
+  // tensor at a time: a converted or permuted copy then lives only while it is being written.
+  void add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make);
   void write(const std::string& path, uint64_t alignment = 32) const;  // atomic
 
  private:
+  struct Pending {
+    std::string name;
+    Shape shape;
+    DType dtype;
+    std::function<Tensor()> make;
+  };
   std::vector<std::pair<std::string, GgufValue>> kv_;
-  std::vector<std::pair<std::string, Tensor>> tensors_;
+  std::vector<Pending> tensors_;
 };
 
 uint32_t gguf_ggml_type(DType t);  // F32 0, F16 1, BF16 30

@@ -1,6 +1,7 @@
 #include "io/llama2c.h"
 
 #include <cstring>
+#include <map>
 
 #include "core/error.h"
 #include "core/file.h"
@@ -8,7 +9,7 @@
 namespace sec {
 
 Llama2cCheckpoint read_llama2c(const std::string& path) {
-  MappedFile f(path);
+  MappedFile f(path, MappedFile::Mode::CopyOnWrite);
   int32_t h[7];
   SEC_CHECK(f.size() >= sizeof(h), path, ": not a llama2.c checkpoint: ", f.size(),
             " bytes is shorter than the 28-byte header");
@@ -32,7 +33,7 @@ Llama2cCheckpoint read_llama2c(const std::string& path) {
             ", seq_len=", seq, ") implies exactly ", expected, " bytes",
             f.size() < expected ? " (the file is truncated)" : "");
 
-  Llama2cCheckpoint ck;
+  Llama2cCheckpoint ck{Config{}, Weights{}, f};
   Config& c = ck.config;
   c.architecture = "llama";
   c.dim = int(dim);
@@ -42,14 +43,18 @@ Llama2cCheckpoint read_llama2c(const std::string& path) {
   c.blocks.assign(size_t(L), BlockDims{int(H), int(Hkv), int(hidden)});
   c.tied_embeddings = tied;
   c.validate();
-  ck.weights = allocate_weights(c);
   Weights& w = ck.weights;
+  w.blocks.resize(size_t(L));
+  std::map<const Tensor*, Shape> shape_of;  // from the one tensor table
+  for_each_tensor(c, w, [&](TensorRef& r) { shape_of[&r.tensor] = r.shape; });
 
-  uint64_t pos = 28;
+  uint64_t pos = 28;  // every array starts at a multiple of 4 bytes, as f32 views need
   auto take = [&](Tensor& t) {
-    SEC_ASSERT(pos + t.nbytes() <= f.size());
-    std::memcpy(t.raw(), f.data() + pos, t.nbytes());
-    pos += t.nbytes();
+    const Shape& shape = shape_of.at(&t);
+    const uint64_t nbytes = uint64_t(shape_numel(shape)) * 4;
+    SEC_ASSERT(pos + nbytes <= f.size() && pos % alignof(float) == 0);
+    t = Tensor::view(f.writable_data() + pos, shape, DType::F32, f.keepalive());
+    pos += nbytes;
   };
   // Per-layer arrays are stored layer-major for one kind of tensor before the next kind.
   auto take_layers = [&](Tensor BlockWeights::*m) {

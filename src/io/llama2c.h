@@ -9,9 +9,12 @@
 //   [seq_len, head_size/2] (unused); then wcls [V, C] only when vocab_size was negative.
 // q/k rows are in Meta's interleaved RoPE layout (callers convert them). The reader checks that
 // the file size equals the size the header implies, exactly.
+// The weights are views into a copy-on-write mapping of the file (MappedFile::Mode::CopyOnWrite):
+// no copy is made, and modifying them never changes the file.
 #pragma once
 #include <string>
 
+#include "core/file.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -19,7 +22,8 @@ namespace sec {
 
 struct Llama2cCheckpoint {
   Config config;    // architecture "llama", head_dim = dim / n_heads, rope_theta 10000, eps 1e-5
-  Weights weights;  // f32; q/k rows still interleaved (Meta layout) as stored
+  Weights weights;  // f32 views into `file`; q/k rows still interleaved (Meta layout) as stored
+  MappedFile file;  // the mapping (views keep it alive on their own); release() what a caller replaced
 };
 
 Llama2cCheckpoint read_llama2c(const std::string& path);

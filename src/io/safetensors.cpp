@@ -35,7 +35,7 @@ static bool parse_st_dtype(const std::string& s, DType* out) {
   return true;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, MappedFile::Mode mode) : file_(path, mode) {
   const uint64_t size = file_.size();
   SEC_CHECK(size >= 8, path, ": not a safetensors file: ", size, " bytes is too short for the 8-byte header length");
   uint64_t n = 0;
@@ -110,12 +110,21 @@ Tensor SafetensorsFile::read_f32(const SafetensorsTensor& t) const {
   SEC_ASSERT(t.offset + t.nbytes <= file_.size());
   Tensor raw = Tensor::empty(t.shape, t.dtype);
   if (t.nbytes) std::memcpy(raw.raw(), file_.data() + t.offset, t.nbytes);
+  file_.release(t.offset, t.nbytes);
   return t.dtype == DType::F32 ? raw : raw.to(DType::F32);
+}
+
+Tensor SafetensorsFile::load_f32(const SafetensorsTensor& t) const {
+  SEC_ASSERT(t.offset + t.nbytes <= file_.size());
+  if (file_.mode() == MappedFile::Mode::CopyOnWrite && t.dtype == DType::F32 && t.nbytes > 0 &&
+      reinterpret_cast<uintptr_t>(file_.data() + t.offset) % alignof(float) == 0)
+    return Tensor::view(file_.writable_data() + t.offset, t.shape, DType::F32, file_.keepalive());
+  return read_f32(t);
 }
 
 // ---- checkpoints (single or sharded) ----
 
-SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) {
+SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path, MappedFile::Mode mode) {
   namespace fs = std::filesystem;
   std::string index_path, single;
   if (is_directory(path)) {
@@ -131,7 +140,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) {
     single = path;
   }
   if (!single.empty()) {
-    shards_.push_back(std::make_unique<SafetensorsFile>(single));
+    shards_.push_back(std::make_unique<SafetensorsFile>(single, mode));
     files_.push_back(single);
     for (const auto& t : shards_[0]->tensors()) entries_[t.name] = Entry{shards_[0].get(), &t};
     return;
@@ -154,7 +163,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) {
     auto s = shard_of_file.find(f);
     if (s == shard_of_file.end()) {
       std::string full = dir.empty() ? f : dir + "/" + f;
-      shards_.push_back(std::make_unique<SafetensorsFile>(full));
+      shards_.push_back(std::make_unique<SafetensorsFile>(full, mode));
       files_.push_back(full);
       s = shard_of_file.emplace(f, shards_.size() - 1).first;
     }
@@ -185,6 +194,16 @@ std::string SafetensorsCheckpoint::sha256() const {
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  std::vector<SafetensorsOutput> out;
+  for (const auto& [name, t] : tensors) {
+    SEC_ASSERT(t.defined() || t.numel() == 0);
+    out.push_back({name, t.shape(), t.dtype(), [t = t] { return t; }});
+  }
+  write_safetensors(path, out, metadata);
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   // nlohmann's ordered_json keeps our tensor order in the header (readers do not care; humans do).
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
@@ -193,15 +212,15 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     header["__metadata__"] = m;
   }
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    SEC_ASSERT(t.defined() || t.numel() == 0);
-    SEC_CHECK(name != "__metadata__", path, ": a tensor cannot be named __metadata__");
+  for (const auto& t : tensors) {
+    SEC_CHECK(t.name != "__metadata__", path, ": a tensor cannot be named __metadata__");
+    const uint64_t nbytes = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
     nlohmann::ordered_json e;
-    e["dtype"] = safetensors_dtype_name(t.dtype());
-    e["shape"] = t.shape();
-    e["data_offsets"] = {offset, offset + t.nbytes()};
-    header[name] = e;
-    offset += t.nbytes();
+    e["dtype"] = safetensors_dtype_name(t.dtype);
+    e["shape"] = t.shape;
+    e["data_offsets"] = {offset, offset + nbytes};
+    header[t.name] = e;
+    offset += nbytes;
   }
   std::string h = header.dump();
   h.append((8 - (8 + h.size()) % 8) % 8, ' ');
@@ -209,7 +228,11 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   AtomicFile f(path);
   f.write(&n, 8);
   f.write(h);
-  for (const auto& [name, t] : tensors) f.write(t.raw(), t.nbytes());
+  for (const auto& e : tensors) {
+    const Tensor t = e.make();  // one tensor's (possibly converted) data at a time
+    SEC_ASSERT(t.shape() == e.shape && t.dtype() == e.dtype);
+    if (t.nbytes()) f.write(t.raw(), t.nbytes());
+  }
   f.commit();
 }
 

@@ -7,6 +7,7 @@
 //   data                           tensors at [8 + N + begin, 8 + N + end), row-major, little-endian
 // Sharded checkpoints add model.safetensors.index.json: {"weight_map": {"tensor name": "shard file", ...}}.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,13 +32,18 @@ struct SafetensorsTensor {
 // tensor data is touched; errors name the file and the tensor.
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  explicit SafetensorsFile(const std::string& path, MappedFile::Mode mode = MappedFile::Mode::ReadOnly);
   const std::string& path() const { return file_.path(); }
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   const SafetensorsTensor* find(const std::string& name) const;  // null when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  // A copy of the tensor converted to f32 (the stored bytes need not be aligned).
+  // A copy of the tensor converted to f32 (the stored bytes need not be aligned). The copied
+  // range's pages are then released from the mapping (see MappedFile::release).
   Tensor read_f32(const SafetensorsTensor& t) const;
+  // The tensor as f32 for keeps: in CopyOnWrite mode, an f32 tensor whose bytes are 4-byte aligned
+  // is a writable view into the mapping (no copy; writes never reach the file); anything else is
+  // read_f32's copy.
+  Tensor load_f32(const SafetensorsTensor& t) const;
 
  private:
   MappedFile file_;
@@ -51,7 +57,7 @@ class SafetensorsFile {
 class SafetensorsCheckpoint {
  public:
   // `path`: a .safetensors file, a .index.json file, or an HF directory containing one of them.
-  explicit SafetensorsCheckpoint(const std::string& path);
+  explicit SafetensorsCheckpoint(const std::string& path, MappedFile::Mode mode = MappedFile::Mode::ReadOnly);
   struct Entry {
     const SafetensorsFile* file;
     const SafetensorsTensor* tensor;
@@ -72,6 +78,17 @@ class SafetensorsCheckpoint {
 // Writes `tensors` (in their stored dtypes, in the given order) and the string metadata to `path`
 // atomically. The header is padded with spaces so the data starts at a multiple of 8 bytes.
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata);
+
+// The same, with each tensor's data produced by `make` while it is written, one at a time (a
+// converted copy then lives only while it is being written).
+struct SafetensorsOutput {
+  std::string name;
+  Shape shape;
+  DType dtype = DType::F32;  // stored dtype; make() must return this shape and dtype
+  std::function<Tensor()> make;
+};
+void write_safetensors(const std::string& path, const std::vector<SafetensorsOutput>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
 const char* safetensors_dtype_name(DType t);  // "F32", "F16", "BF16"

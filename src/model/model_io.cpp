@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -143,7 +144,9 @@ static Model load_hf(const std::string& path, const LoadOptions& opts) {
   const std::string dir = hf_dir_of(path);
   Model m;
   m.config = read_hf_config(dir + "/config.json");
-  SafetensorsCheckpoint ck(is_directory(path) || ends_with(path, "config.json") ? dir : path);
+  // Copy-on-write mapping: f32 tensors are views into the file (1x memory), modifiable in memory.
+  SafetensorsCheckpoint ck(is_directory(path) || ends_with(path, "config.json") ? dir : path,
+                           MappedFile::Mode::CopyOnWrite);
   const std::string where = ck.files().size() == 1 ? ck.files()[0] : dir;
   // Tied when the config says so or when there is no lm_head.weight (as Transformers does).
   const std::string head = tensor_name_hf(TensorKind::LmHead);
@@ -155,7 +158,7 @@ static Model load_hf(const std::string& path, const LoadOptions& opts) {
     const auto* e = ck.find(r.name);
     SEC_CHECK(e != nullptr, where, ": missing tensor ", r.name, " (shape ", shape_str(r.shape), ")");
     check_shape(e->file->path(), r.name, e->tensor->shape, r.shape);
-    r.tensor = e->file->read_f32(*e->tensor);
+    r.tensor = e->file->load_f32(*e->tensor);
     dtypes[e->tensor->dtype] += r.tensor.numel();
     used.insert(r.name);
   });
@@ -189,12 +192,14 @@ static void save_hf(const Model& m, const std::string& dir, const SaveOptions& o
     log_warn(dir, ": removing the stale model.safetensors.index.json");
     fs::remove(dir + "/model.safetensors.index.json", ec);
   }
-  std::vector<std::pair<std::string, Tensor>> tensors;
+  // Converted tensor by tensor while writing: at most one converted copy exists at a time.
+  std::vector<SafetensorsOutput> tensors;
   for_each_tensor(m.config, m.weights, [&](const TensorRef& r) {
     SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
               shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
     // 1-D tensors (norms, biases) stay f32, as in our GGUF files, so HF <-> GGUF is lossless.
-    tensors.emplace_back(r.name, to_stored(r.tensor, r.tensor.ndim() == 1 ? DType::F32 : opts.dtype));
+    const DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
+    tensors.push_back({r.name, r.shape, d, [t = r.tensor, d] { return to_stored(t, d); }});
   });
   Config c = m.config;
   c.provenance["version"] = SECATEUR_VERSION;  // the writer's version
@@ -245,7 +250,7 @@ static std::vector<float> llama3_rope_factors(const Config& c) {
 }
 
 static Model load_gguf(const std::string& path, const LoadOptions& opts) {
-  GgufFile g(path);
+  GgufFile g(path, MappedFile::Mode::CopyOnWrite);  // f32 tensors become views, as in load_hf
   Model m;
   Config& c = m.config;
   const std::string arch = g.get_string("general.architecture");
@@ -318,6 +323,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   const GgufTensorInfo* out = g.find_tensor(tensor_name_gguf(TensorKind::LmHead));
   c.tied_embeddings = !out || (out->shape == embd->shape && out->dtype == embd->dtype &&
                                std::memcmp(g.data(*out), g.data(*embd), out->nbytes) == 0);
+  if (out) g.release(*out);  // the pages memcmp read; when not tied, loading reads them again
   // bos/eos live with the tokenizer metadata in GGUF.
   c.bos_token_id = int(g.get_int("tokenizer.ggml.bos_token_id", c.bos_token_id));
   c.eos_token_id = int(g.get_int("tokenizer.ggml.eos_token_id", c.eos_token_id));
@@ -337,12 +343,12 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     const GgufTensorInfo* t = g.find_tensor(name);
     SEC_CHECK(t != nullptr, path, ": missing tensor ", name, " (shape ", shape_str(r.shape), ")");
     check_shape(path, name, t->shape, r.shape);
-    Tensor x = g.read_f32(*t);
     RopeRows rope = tensor_rule(r.kind).rope;
-    if (interleaved && rope != RopeRows::None)
-      x = rope_rows_from_interleaved(
-          x, rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
-    r.tensor = x;
+    if (interleaved && rope != RopeRows::None)  // permuted into an owned copy
+      r.tensor = rope_rows_from_interleaved(
+          g.read_f32(*t), rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
+    else
+      r.tensor = g.load_f32(*t);
     if (t->shape.size() > 1) dtypes[t->dtype] += t->shape[0] * t->shape[1];
     used.insert(name);
   });
@@ -423,23 +429,25 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
   for (const auto& [k, v] : prov) w.set("secateur." + k, GgufValue::string(v));
 
   // Tensors: 1-D ones (norms, biases) always f32, as llama.cpp does.
+  // Permuted and converted tensor by tensor while writing: at most one copy exists at a time.
   const bool interleaved = arch == "llama";
-  Tensor embed_stored;
+  std::function<Tensor()> embed_stored;
   for_each_tensor(c, m.weights, [&](const TensorRef& r) {
     SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
               shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
-    Tensor t = r.tensor;
     RopeRows rope = tensor_rule(r.kind).rope;
-    if (interleaved && rope != RopeRows::None)
-      t = rope_rows_to_interleaved(
-          t, rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
-    t = to_stored(t, t.ndim() == 1 ? DType::F32 : opts.dtype);
-    if (r.kind == TensorKind::Embed) embed_stored = t;
-    w.add_tensor(tensor_name_gguf(r.kind, r.layer), t);
+    const int heads = !interleaved || rope == RopeRows::None ? 0
+                      : rope == RopeRows::QueryHeads       ? c.blocks[r.layer].n_heads
+                                                           : c.blocks[r.layer].n_kv_heads;
+    const DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
+    auto make = [t = r.tensor, heads, d] { return to_stored(heads ? rope_rows_to_interleaved(t, heads) : t, d); };
+    if (r.kind == TensorKind::Embed) embed_stored = make;
+    w.add_tensor(tensor_name_gguf(r.kind, r.layer), r.shape, d, make);
   });
   // A tied classifier is written out as output.weight too, like llama.cpp's llama2.c converter;
   // the reader recognises it as tied because its bytes equal token_embd.weight.
-  if (c.tied_embeddings) w.add_tensor(tensor_name_gguf(TensorKind::LmHead), embed_stored);
+  if (c.tied_embeddings)
+    w.add_tensor(tensor_name_gguf(TensorKind::LmHead), m.weights.embed.shape(), opts.dtype, embed_stored);
   if (c.rope_scaling.type == "llama3") {
     auto f = llama3_rope_factors(c);
     w.add_tensor("rope_freqs.weight", Tensor::from_vector(f, Shape{int64_t(f.size())}));
@@ -474,10 +482,16 @@ static Model load_llama2c(const std::string& path, const LoadOptions& opts) {
   Model m;
   m.config = ck.config;
   m.weights = std::move(ck.weights);
+  // q/k rows become owned permuted copies; the other tensors stay views into the file.
+  auto permuted = [&](const Tensor& view, int heads) {
+    Tensor t = rope_rows_from_interleaved(view, heads);
+    ck.file.release(uint64_t(static_cast<const uint8_t*>(view.raw()) - ck.file.data()), view.nbytes());
+    return t;
+  };
   for (int l = 0; l < m.config.n_layers(); l++) {
     auto& b = m.weights.blocks[l];
-    b.wq = rope_rows_from_interleaved(b.wq, m.config.blocks[l].n_heads);
-    b.wk = rope_rows_from_interleaved(b.wk, m.config.blocks[l].n_kv_heads);
+    b.wq = permuted(b.wq, m.config.blocks[l].n_heads);
+    b.wk = permuted(b.wk, m.config.blocks[l].n_kv_heads);
   }
   m.source.path = path;
   m.source.format = "llama2c";
