@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   bool quiet = false, verbose = false;
-  app.add_option("-t,--threads", threads, "Number of threads (default: all cores)");
+  app.add_option("-t,--threads", threads, "Number of threads (default: OMP_NUM_THREADS if set, else all cores)");
   app.add_flag("-q,--quiet", quiet, "Only print results and errors (no progress)");
   app.add_flag("-v,--verbose", verbose, "Print debugging information");
   app.parse_complete_callback([&] {
