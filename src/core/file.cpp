@@ -16,7 +16,8 @@
 
 namespace sec {
 
-MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path), mode_(mode) {
+// Opens a regular file for reading; its size in *size. Throws Error naming the file.
+static int open_regular_file(const std::string& path, size_t* size) {
   int fd = ::open(path.c_str(), O_RDONLY);
   SEC_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
   struct stat st;
@@ -24,7 +25,12 @@ MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path), mode_(
     ::close(fd);
     fail(path, ": not a regular file");
   }
-  size_ = size_t(st.st_size);
+  *size = size_t(st.st_size);
+  return fd;
+}
+
+MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path), mode_(mode) {
+  int fd = open_regular_file(path, &size_);
   if (size_ == 0) {
     ::close(fd);
     static uint8_t empty[8] = {};
@@ -193,13 +199,8 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 
 std::string sha256_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  SEC_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(path, ": not a regular file");
-  }
+  size_t size;
+  int fd = open_regular_file(path, &size);
   Sha256 s;
   std::vector<uint8_t> buf(size_t(1) << 20);
   for (;;) {

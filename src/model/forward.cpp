@@ -67,35 +67,29 @@ void block_forward(const Model& m, int layer, float* x, int64_t B, int64_t T, Ta
     emit(tap, TapPoint::AttnInput, layer, norm, N, C);
     float* q = need(s.q, N * q_dim);
     matmul_forward(q, norm, w.wq.f32(), opt(w.bq), N, C, q_dim);
-    int64_t pos0 = 0, S_cap = T;
-    float *k, *v;
+    float* k = need(s.k, N * kv_dim);
+    float* v = need(s.v, N * kv_dim);
+    matmul_forward(k, norm, w.wk.f32(), opt(w.bk), N, C, kv_dim);
+    matmul_forward(v, norm, w.wv.f32(), opt(w.bv), N, C, kv_dim);
+    const int64_t pos0 = cache ? cache->pos : 0;
+    std::vector<float> inv_freq = rope_inv_freq(c);
+    rope_forward(q, inv_freq.data(), B, T, Hq, hd, pos0);
+    rope_forward(k, inv_freq.data(), B, T, Hkv, hd, pos0);
+    int64_t S_cap = T;
     if (cache) {
+      // Append this call's keys/values at rows [pos0, pos0 + T) of every sequence's cache and
+      // attend over the whole cache.
       SEC_ASSERT(cache->batch == B);
-      pos0 = cache->pos;
       S_cap = cache->capacity;
       SEC_CHECK(pos0 + T <= S_cap, "sequence of ", pos0 + T, " tokens exceeds the KV cache capacity ", S_cap);
-      // Project straight into the cache rows [pos0, pos0 + T) of every sequence.
-      float* kt = need(s.k, N * kv_dim);
-      float* vt = need(s.v, N * kv_dim);
-      matmul_forward(kt, norm, w.wk.f32(), opt(w.bk), N, C, kv_dim);
-      matmul_forward(vt, norm, w.wv.f32(), opt(w.bv), N, C, kv_dim);
-      std::vector<float> inv_freq = rope_inv_freq(c);
-      rope_forward(kt, inv_freq.data(), B, T, Hkv, hd, pos0);
-      k = cache->k[layer].f32();
-      v = cache->v[layer].f32();
+      float* kc = cache->k[layer].f32();
+      float* vc = cache->v[layer].f32();
       for (int64_t b = 0; b < B; b++) {
-        std::memcpy(k + (b * S_cap + pos0) * kv_dim, kt + b * T * kv_dim, size_t(T * kv_dim) * 4);
-        std::memcpy(v + (b * S_cap + pos0) * kv_dim, vt + b * T * kv_dim, size_t(T * kv_dim) * 4);
+        std::memcpy(kc + (b * S_cap + pos0) * kv_dim, k + b * T * kv_dim, size_t(T * kv_dim) * 4);
+        std::memcpy(vc + (b * S_cap + pos0) * kv_dim, v + b * T * kv_dim, size_t(T * kv_dim) * 4);
       }
-      rope_forward(q, inv_freq.data(), B, T, Hq, hd, pos0);
-    } else {
-      k = need(s.k, N * kv_dim);
-      v = need(s.v, N * kv_dim);
-      matmul_forward(k, norm, w.wk.f32(), opt(w.bk), N, C, kv_dim);
-      matmul_forward(v, norm, w.wv.f32(), opt(w.bv), N, C, kv_dim);
-      std::vector<float> inv_freq = rope_inv_freq(c);
-      rope_forward(q, inv_freq.data(), B, T, Hq, hd, 0);
-      rope_forward(k, inv_freq.data(), B, T, Hkv, hd, 0);
+      k = kc;
+      v = vc;
     }
     float* att_out = need(s.att_out, N * q_dim);
     attention_forward(att_out, nullptr, q, k, v, B, T, S_cap, pos0, Hq, Hkv, hd);

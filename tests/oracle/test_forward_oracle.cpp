@@ -11,25 +11,8 @@
 namespace sec {
 namespace {
 
-Config tiny_config(int heads, int kv_heads, bool tied, bool bias) {
-  Config c;
-  c.dim = 48;
-  c.vocab_size = 97;
-  c.head_dim = 48 / heads;
-  c.blocks = {{heads, kv_heads, 72}, {heads, kv_heads, 72}, {heads, kv_heads, 72}};
-  c.tied_embeddings = tied;
-  c.attn_bias = bias;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 10000.f;
-  return c;
-}
-
-std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
-  return t;
-}
+using testing::random_tokens;
+using testing::tiny_config;
 
 // Returns the max |C++ - PyTorch| over the logits of B sequences of length T.
 float oracle_max_error(const Model& m, int64_t B, int64_t T, uint64_t seed) {

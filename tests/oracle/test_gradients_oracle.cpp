@@ -14,16 +14,7 @@
 namespace sec {
 namespace {
 
-Config tiny_config(int heads, int kv_heads, bool tied, bool bias) {
-  Config c;
-  c.dim = 48;
-  c.vocab_size = 97;
-  c.head_dim = 48 / heads;
-  c.blocks = {{heads, kv_heads, 72}, {heads, kv_heads, 72}, {heads, kv_heads, 72}};
-  c.tied_embeddings = tied;
-  c.attn_bias = bias;
-  return c;
-}
+using testing::tiny_config;
 
 Batch random_batch(int64_t B, int64_t T, int vocab, uint64_t seed) {
   Rng rng(seed);

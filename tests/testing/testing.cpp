@@ -1,5 +1,7 @@
 #include "testing/testing.h"
 
+#include "core/random.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +100,24 @@ std::vector<float> read_f32(const std::string& path) {
 void write_i32(const std::string& path, const std::vector<int>& v) {
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
+}
+
+Config tiny_config(int heads, int kv_heads, bool tied, bool bias) {
+  Config c;
+  c.dim = 48;
+  c.vocab_size = 97;
+  c.head_dim = 48 / heads;
+  c.blocks = {{heads, kv_heads, 72}, {heads, kv_heads, 72}, {heads, kv_heads, 72}};
+  c.tied_embeddings = tied;
+  c.attn_bias = bias;
+  return c;
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
+  return t;
 }
 
 float max_abs_diff(const float* a, const float* b, size_t n) {

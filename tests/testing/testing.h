@@ -3,8 +3,11 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "model/config.h"
 
 namespace sec::testing {
 
@@ -44,6 +47,11 @@ std::vector<float> read_f32(const std::string& path);
 void write_i32(const std::string& path, const std::vector<int>& v);
 
 float max_abs_diff(const float* a, const float* b, size_t n);
+
+// A tiny model configuration for random-weight tests: dim 48, vocab 97, 3 blocks with FFN 72.
+Config tiny_config(int heads, int kv_heads, bool tied, bool bias);
+// n token ids uniform in [0, vocab).
+std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed);
 
 }  // namespace sec::testing
 

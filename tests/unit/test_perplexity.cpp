@@ -81,12 +81,6 @@ Config tiny_config() {
   return c;
 }
 
-std::vector<int32_t> random_stream(int64_t n, int vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
-  return t;
-}
 
 // The mean NLL over exactly the positions each protocol documents, computed directly.
 double direct_mean_nll(const Model& m, const std::vector<int32_t>& s, PplProtocol p, int64_t T, int64_t windows) {
@@ -115,7 +109,7 @@ double direct_mean_nll(const Model& m, const std::vector<int32_t>& s, PplProtoco
 
 TEST(Perplexity, MatchesDirectComputationBothProtocols) {
   Model m = init_random_model(tiny_config(), 3, 0.3f, 0.1f);
-  auto stream = random_stream(200, 61, 4);
+  auto stream = testing::random_tokens(200, 61, 4);
   for (PplProtocol p : {PplProtocol::Papers, PplProtocol::LlamaCpp}) {
     PplOptions o;
     o.protocol = p;
@@ -135,7 +129,7 @@ TEST(Perplexity, MatchesDirectComputationBothProtocols) {
 
 TEST(Perplexity, BatchedEqualsUnbatched) {
   Model m = init_random_model(tiny_config(), 5, 0.3f, 0.1f);
-  auto stream = random_stream(7 * 24 + 5, 61, 6);
+  auto stream = testing::random_tokens(7 * 24 + 5, 61, 6);
   for (PplProtocol p : {PplProtocol::Papers, PplProtocol::LlamaCpp}) {
     PplOptions o;
     o.protocol = p;
@@ -156,7 +150,7 @@ TEST(Perplexity, BatchedEqualsUnbatched) {
 
 TEST(Perplexity, KlOfModelToItselfIsZero) {
   Model m = init_random_model(tiny_config(), 7, 0.3f, 0.1f);
-  auto stream = random_stream(100, 61, 8);
+  auto stream = testing::random_tokens(100, 61, 8);
   PplOptions o;
   o.seqlen = 32;
   o.progress = false;
