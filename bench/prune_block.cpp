@@ -25,12 +25,18 @@ int main(int argc, char** argv) {
   std::string methods = "wanda,sparsegpt";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--nsamples") nsamples = std::atoll(v.c_str());
-    else if (k == "--seqlen") seqlen = std::atoll(v.c_str());
-    else if (k == "--methods") methods = v;
-    else if (k == "--dim") dim = std::atoi(v.c_str());
-    else if (k == "--ffn") ffn = std::atoi(v.c_str());
-    else if (k == "--heads") heads = std::atoi(v.c_str());
+    if (k == "--nsamples")
+      nsamples = std::atoll(v.c_str());
+    else if (k == "--seqlen")
+      seqlen = std::atoll(v.c_str());
+    else if (k == "--methods")
+      methods = v;
+    else if (k == "--dim")
+      dim = std::atoi(v.c_str());
+    else if (k == "--ffn")
+      ffn = std::atoi(v.c_str());
+    else if (k == "--heads")
+      heads = std::atoi(v.c_str());
   }
   set_num_threads(0);
   set_log_level(LogLevel::Warn);
@@ -53,9 +59,10 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     PruneReport r = prune_model_hidden(m, o, hidden, nsamples, seqlen);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("{\"impl\": \"secateur\", \"method\": \"%s\", \"seconds\": %.3f, \"sparsity\": %.4f, \"threads\": %d, "
-                "\"tokens\": %lld}\n",
-                name, s, r.overall_sparsity(), num_threads(), (long long)(nsamples * seqlen));
+    std::printf(
+        "{\"impl\": \"secateur\", \"method\": \"%s\", \"seconds\": %.3f, \"sparsity\": %.4f, \"threads\": %d, "
+        "\"tokens\": %lld}\n",
+        name, s, r.overall_sparsity(), num_threads(), (long long)(nsamples * seqlen));
     std::fflush(stdout);
   }
   return 0;

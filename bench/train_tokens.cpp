@@ -17,11 +17,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     int v = std::atoi(argv[i + 1]);
-    if (k == "--layers") layers = v;
-    else if (k == "--batch") B = v;
-    else if (k == "--seqlen") T = v;
-    else if (k == "--repeat") repeat = v;
-    else if (k == "--recompute") recompute = v;
+    if (k == "--layers")
+      layers = v;
+    else if (k == "--batch")
+      B = v;
+    else if (k == "--seqlen")
+      T = v;
+    else if (k == "--repeat")
+      repeat = v;
+    else if (k == "--recompute")
+      recompute = v;
   }
   sec::set_num_threads(0);
   sec::Config c;

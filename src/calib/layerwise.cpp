@@ -15,12 +15,17 @@ TapPoint input_tap_of(TensorKind kind) {
   switch (kind) {
     case TensorKind::Q:
     case TensorKind::K:
-    case TensorKind::V: return TapPoint::AttnInput;
-    case TensorKind::O: return TapPoint::AttnHeads;
+    case TensorKind::V:
+      return TapPoint::AttnInput;
+    case TensorKind::O:
+      return TapPoint::AttnHeads;
     case TensorKind::Gate:
-    case TensorKind::Up: return TapPoint::MlpInput;
-    case TensorKind::Down: return TapPoint::MlpHidden;
-    default: SEC_ASSERT(false && "not a block linear layer");
+    case TensorKind::Up:
+      return TapPoint::MlpInput;
+    case TensorKind::Down:
+      return TapPoint::MlpHidden;
+    default:
+      SEC_ASSERT(false && "not a block linear layer");
   }
   return TapPoint::BlockInput;
 }
@@ -40,9 +45,12 @@ std::vector<float> InputStats::col_norms() const {
 
 static int64_t input_width(const Config& c, int layer, TapPoint p) {
   switch (p) {
-    case TapPoint::AttnHeads: return c.q_dim(layer);
-    case TapPoint::MlpHidden: return c.blocks[layer].ffn_dim;
-    default: return c.dim;
+    case TapPoint::AttnHeads:
+      return c.q_dim(layer);
+    case TapPoint::MlpHidden:
+      return c.blocks[layer].ffn_dim;
+    default:
+      return c.dim;
   }
 }
 

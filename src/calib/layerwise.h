@@ -38,9 +38,9 @@ std::vector<TensorKind> block_linear_kinds();
 // that reads the same input (q/k/v share one, gate/up share one).
 struct InputStats {
   int64_t cols = 0;
-  int64_t rows = 0;               // tokens seen
-  std::vector<double> sumsq;      // (cols) sum over tokens of x_j^2, when requested
-  Tensor xtx;                     // (cols, cols) f32 sum of x^T x, when requested; symmetric after finish()
+  int64_t rows = 0;           // tokens seen
+  std::vector<double> sumsq;  // (cols) sum over tokens of x_j^2, when requested
+  Tensor xtx;                 // (cols, cols) f32 sum of x^T x, when requested; symmetric after finish()
   // sqrt(sumsq): Wanda's ||X_j||_2
   std::vector<float> col_norms() const;
 };
@@ -54,8 +54,7 @@ class LinearStatsTap : public Tap {
  public:
   // Collects statistics for the linears of block `layer` for which `include(canonical_name)` is true
   // (all of them when include is empty).
-  LinearStatsTap(const Config& c, int layer, StatsRequest req,
-                 std::function<bool(const std::string&)> include = {});
+  LinearStatsTap(const Config& c, int layer, StatsRequest req, std::function<bool(const std::string&)> include = {});
   bool wants(TapPoint point, int layer) const override;
   void observe(TapPoint point, int layer, const float* data, int64_t rows, int64_t cols) override;
   void finish();  // completes X^T X (BLAS accumulates one triangle)
@@ -84,7 +83,7 @@ class LayerwiseMethod {
 };
 
 struct LayerwiseOptions {
-  int64_t batch = 1;           // samples per block_forward call (scratch memory grows with it)
+  int64_t batch = 1;  // samples per block_forward call (scratch memory grows with it)
   std::string label = "calibrate";
 };
 

@@ -26,9 +26,9 @@ struct SamplingOptions {
 
 struct CalibSamples {
   int64_t nsamples = 0, seqlen = 0;
-  std::vector<int32_t> tokens;   // (nsamples, seqlen), row-major
-  std::vector<int64_t> starts;   // start offset of each window in the token stream
-  int64_t stream_tokens = 0;     // length of the tokenized corpus
+  std::vector<int32_t> tokens;  // (nsamples, seqlen), row-major
+  std::vector<int64_t> starts;  // start offset of each window in the token stream
+  int64_t stream_tokens = 0;    // length of the tokenized corpus
   uint64_t seed = 0;
   std::string source_path, source_sha256;
   const int32_t* sample(int64_t i) const { return tokens.data() + i * seqlen; }

@@ -52,25 +52,22 @@ void run_distill(const DistillArgs& a) {
   print_train_result(a.t, "distill", r, a.out, written);
 }
 
-CommandRegistration reg({"distill", "Retrain a pruned student by knowledge distillation from the dense teacher", 61,
-                         [](CLI::App& app) {
-                           auto a = std::make_shared<DistillArgs>();
-                           app.add_option("--teacher", a->teacher, "Dense teacher model")->required();
-                           app.add_option("--student", a->student, "Pruned student model")->required();
-                           app.add_option("-o,--out", a->out, "Output model (HF) or adapter directory")->required();
-                           add_train_options(app, a->t);
-                           app.add_option("--kd-temp", a->kd_temp, "Softmax temperature of the KL loss")
-                               ->capture_default_str();
-                           app.add_option("--hidden-loss", a->hidden_loss, "none, cosine or mse on block outputs")
-                               ->capture_default_str();
-                           app.add_option("--hidden-weight", a->hidden_weight, "Weight of the hidden-state loss")
-                               ->capture_default_str();
-                           app.add_flag("--lora", a->lora, "Train LoRA adapters on the student (options --lora-*)");
-                           app.add_flag("--full", a->full, "Train every student weight (default)");
-                           app.add_flag("--merge", a->merge, "With --lora: merge and write the whole model");
-                           app.add_flag("--merge-fill", a->merge_fill, "With --lora: adapter may change pruned zeros");
-                           app.callback([a] { run_distill(*a); });
-                         }});
+CommandRegistration reg(
+    {"distill", "Retrain a pruned student by knowledge distillation from the dense teacher", 61, [](CLI::App& app) {
+       auto a = std::make_shared<DistillArgs>();
+       app.add_option("--teacher", a->teacher, "Dense teacher model")->required();
+       app.add_option("--student", a->student, "Pruned student model")->required();
+       app.add_option("-o,--out", a->out, "Output model (HF) or adapter directory")->required();
+       add_train_options(app, a->t);
+       app.add_option("--kd-temp", a->kd_temp, "Softmax temperature of the KL loss")->capture_default_str();
+       app.add_option("--hidden-loss", a->hidden_loss, "none, cosine or mse on block outputs")->capture_default_str();
+       app.add_option("--hidden-weight", a->hidden_weight, "Weight of the hidden-state loss")->capture_default_str();
+       app.add_flag("--lora", a->lora, "Train LoRA adapters on the student (options --lora-*)");
+       app.add_flag("--full", a->full, "Train every student weight (default)");
+       app.add_flag("--merge", a->merge, "With --lora: merge and write the whole model");
+       app.add_flag("--merge-fill", a->merge_fill, "With --lora: adapter may change pruned zeros");
+       app.callback([a] { run_distill(*a); });
+     }});
 
 }  // namespace
 }  // namespace sec

@@ -26,8 +26,8 @@ void run_finetune(const FinetuneArgs& a) {
   std::unique_ptr<LoraAdapters> lora;
   if (!a.full) lora = make_lora(a.t, m, a.merge_fill);
   log_info("finetune: ", a.full ? "full fine-tuning" : lora_summary(*lora), "; ", d.train.size(), " samples of ",
-           a.t.seqlen, " tokens, batch ", a.t.batch, " (micro ", a.t.micro_batch, "), lr ", a.t.lr, ", ",
-           a.t.epochs, " epochs");
+           a.t.seqlen, " tokens, batch ", a.t.batch, " (micro ", a.t.micro_batch, "), lr ", a.t.lr, ", ", a.t.epochs,
+           " epochs");
   TrainResult r = train(m, lora.get(), d.train, d.eval, o);
   std::string written;
   if (lora && !a.merge) {
@@ -43,20 +43,19 @@ void run_finetune(const FinetuneArgs& a) {
   print_train_result(a.t, "finetune", r, a.out, written);
 }
 
-CommandRegistration reg({"finetune", "Recover a pruned model with LoRA (or full fine-tuning) on text or alpaca data",
-                         60, [](CLI::App& app) {
-                           auto a = std::make_shared<FinetuneArgs>();
-                           app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")
-                               ->required();
-                           app.add_option("-o,--out", a->out, "Output: adapter directory (or model with --merge)")
-                               ->required();
-                           add_train_options(app, a->t);
-                           app.add_flag("--merge", a->merge, "Merge the adapter and write the whole model (HF)");
-                           app.add_flag("--merge-fill", a->merge_fill,
-                                        "Let the adapter change pruned (zero) weights too (plain LoRA, dense merge)");
-                           app.add_flag("--full", a->full, "Full fine-tuning instead of LoRA (pruned zeros stay zero)");
-                           app.callback([a] { run_finetune(*a); });
-                         }});
+CommandRegistration reg(
+    {"finetune", "Recover a pruned model with LoRA (or full fine-tuning) on text or alpaca data", 60,
+     [](CLI::App& app) {
+       auto a = std::make_shared<FinetuneArgs>();
+       app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
+       app.add_option("-o,--out", a->out, "Output: adapter directory (or model with --merge)")->required();
+       add_train_options(app, a->t);
+       app.add_flag("--merge", a->merge, "Merge the adapter and write the whole model (HF)");
+       app.add_flag("--merge-fill", a->merge_fill,
+                    "Let the adapter change pruned (zero) weights too (plain LoRA, dense merge)");
+       app.add_flag("--full", a->full, "Full fine-tuning instead of LoRA (pruned zeros stay zero)");
+       app.callback([a] { run_finetune(*a); });
+     }});
 
 }  // namespace
 }  // namespace sec

@@ -50,7 +50,8 @@ void run_prune(const PruneArgs& a) {
   Model m = load_model(a.model, lo);
   SaveOptions so;
   ModelFormat in_format = detect_model_format(a.model);
-  so.format = !a.to.empty() ? parse_model_format(a.to) : (in_format == ModelFormat::HF ? ModelFormat::HF : ModelFormat::GGUF);
+  so.format =
+      !a.to.empty() ? parse_model_format(a.to) : (in_format == ModelFormat::HF ? ModelFormat::HF : ModelFormat::GGUF);
   SEC_CHECK(so.format == ModelFormat::HF || so.format == ModelFormat::GGUF, "--to must be hf or gguf");
   so.dtype = a.dtype.empty() ? m.source.file_dtype : parse_dtype(a.dtype);
 
@@ -86,39 +87,39 @@ void run_prune(const PruneArgs& a) {
                 100 * l.target, 100 * l.sparsity());
   for (const auto& s : rep.skipped) std::printf("%-44s %14s %8s %9s\n", s.c_str(), "", "skipped", "");
   std::printf("total: %lld of %lld block linear weights are zero (%.2f%%), %.1f s (%s)\n",
-              (long long)rep.pruned_zeros(), (long long)rep.prunable_params(), 100 * rep.overall_sparsity(), rep.seconds,
-              a.method.c_str());
+              (long long)rep.pruned_zeros(), (long long)rep.prunable_params(), 100 * rep.overall_sparsity(),
+              rep.seconds, a.method.c_str());
 }
 
-CommandRegistration reg({"prune", "Prune a model: magnitude, Wanda or SparseGPT (unstructured or N:M), optionally OWL",
-                         40, [](CLI::App& app) {
-                           auto a = std::make_shared<PruneArgs>();
-                           app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
-                           app.add_option("-o,--output", a->out, "Output model (HF directory or .gguf file)")->required();
-                           app.add_option("--method", a->method, "magnitude | wanda | sparsegpt")->capture_default_str();
-                           auto* sp = app.add_option("--sparsity", a->sparsity, "Fraction of weights to zero")
-                                          ->capture_default_str();
-                           auto* nm = app.add_option("--nm", a->nm, "N:M semi-structured pattern, e.g. 2:4");
-                           sp->excludes(nm);
-                           app.add_flag("--owl", a->owl, "OWL per-block sparsity (unstructured, wanda/sparsegpt)");
-                           app.add_option("--owl-m", a->owl_m, "OWL outlier threshold M")->capture_default_str();
-                           app.add_option("--owl-lambda", a->owl_lambda, "OWL sparsity spread lambda")->capture_default_str();
-                           app.add_option("--calib", a->calib, "Calibration text or JSONL file");
-                           app.add_option("--nsamples", a->nsamples, "Calibration windows")->capture_default_str();
-                           app.add_option("--seqlen", a->seqlen, "Tokens per window")->capture_default_str();
-                           app.add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
-                           app.add_option("--skip", a->skip, "Leave linear layers whose canonical name matches this regex dense");
-                           app.add_flag("--per-row", a->per_row, "Magnitude: one threshold per output row instead of per matrix");
-                           app.add_option("--percdamp", a->percdamp, "SparseGPT dampening")->capture_default_str();
-                           app.add_option("--blocksize", a->blocksize, "SparseGPT column block")->capture_default_str();
-                           app.add_option("--batch", a->batch, "Calibration samples per forward call")->capture_default_str();
-                           app.add_option("--to", a->to, "Output format hf | gguf (default: the input's; llama2.c -> gguf)");
-                           app.add_option("--dtype", a->dtype, "Stored dtype f32 | f16 | bf16 (default: the input's)");
-                           app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
-                           app.add_option("--report", a->report, "JSON report path (default OUT.report.json)");
-                           app.add_flag("--json", a->json, "Print the JSON report instead of a table");
-                           app.callback([a] { run_prune(*a); });
-                         }});
+CommandRegistration reg(
+    {"prune", "Prune a model: magnitude, Wanda or SparseGPT (unstructured or N:M), optionally OWL", 40,
+     [](CLI::App& app) {
+       auto a = std::make_shared<PruneArgs>();
+       app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
+       app.add_option("-o,--output", a->out, "Output model (HF directory or .gguf file)")->required();
+       app.add_option("--method", a->method, "magnitude | wanda | sparsegpt")->capture_default_str();
+       auto* sp = app.add_option("--sparsity", a->sparsity, "Fraction of weights to zero")->capture_default_str();
+       auto* nm = app.add_option("--nm", a->nm, "N:M semi-structured pattern, e.g. 2:4");
+       sp->excludes(nm);
+       app.add_flag("--owl", a->owl, "OWL per-block sparsity (unstructured, wanda/sparsegpt)");
+       app.add_option("--owl-m", a->owl_m, "OWL outlier threshold M")->capture_default_str();
+       app.add_option("--owl-lambda", a->owl_lambda, "OWL sparsity spread lambda")->capture_default_str();
+       app.add_option("--calib", a->calib, "Calibration text or JSONL file");
+       app.add_option("--nsamples", a->nsamples, "Calibration windows")->capture_default_str();
+       app.add_option("--seqlen", a->seqlen, "Tokens per window")->capture_default_str();
+       app.add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+       app.add_option("--skip", a->skip, "Leave linear layers whose canonical name matches this regex dense");
+       app.add_flag("--per-row", a->per_row, "Magnitude: one threshold per output row instead of per matrix");
+       app.add_option("--percdamp", a->percdamp, "SparseGPT dampening")->capture_default_str();
+       app.add_option("--blocksize", a->blocksize, "SparseGPT column block")->capture_default_str();
+       app.add_option("--batch", a->batch, "Calibration samples per forward call")->capture_default_str();
+       app.add_option("--to", a->to, "Output format hf | gguf (default: the input's; llama2.c -> gguf)");
+       app.add_option("--dtype", a->dtype, "Stored dtype f32 | f16 | bf16 (default: the input's)");
+       app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
+       app.add_option("--report", a->report, "JSON report path (default OUT.report.json)");
+       app.add_flag("--json", a->json, "Print the JSON report instead of a table");
+       app.callback([a] { run_prune(*a); });
+     }});
 
 }  // namespace
 }  // namespace sec

@@ -45,16 +45,20 @@ void run_tokenize(const TokenizeOptions& o) {
       TokenType type = tok->data().types[size_t(id)];
       // Control and byte tokens show their piece ("<s>", "<0x0A>") so each token stays on one line;
       // others their text, with prev = the token itself so no leading space is dropped.
-      std::string shown = type == TokenType::Control || type == TokenType::Byte ? tok->piece(id) : tok->token_text(id, id);
+      std::string shown =
+          type == TokenType::Control || type == TokenType::Byte ? tok->piece(id) : tok->token_text(id, id);
       std::printf("%6d -> '%s'\n", id, shown.c_str());
     }
   }
 }
 
-CommandRegistration reg({"tokenize", "Split the text on stdin into tokens (ids and pieces, or a count)", 90, [](CLI::App& app) {
+CommandRegistration reg({"tokenize", "Split the text on stdin into tokens (ids and pieces, or a count)", 90,
+                         [](CLI::App& app) {
                            auto o = std::make_shared<TokenizeOptions>();
-                           app.add_option("model", o->model, "Model (HF directory, GGUF, or llama2.c .bin) whose tokenizer to use");
-                           app.add_option("--tokenizer", o->tokenizer, "Tokenizer file instead of a model (tokenizer.json, tokenizer.bin, GGUF)");
+                           app.add_option("model", o->model,
+                                          "Model (HF directory, GGUF, or llama2.c .bin) whose tokenizer to use");
+                           app.add_option("--tokenizer", o->tokenizer,
+                                          "Tokenizer file instead of a model (tokenizer.json, tokenizer.bin, GGUF)");
                            auto* ids = app.add_flag("--ids", o->ids, "Print only the ids, as a Python-style list");
                            auto* count = app.add_flag("--count", o->count, "Print only the number of tokens");
                            ids->excludes(count);

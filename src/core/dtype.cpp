@@ -9,9 +9,12 @@ namespace sec {
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
+    case DType::F32:
+      return 4;
+    case DType::F16:
+      return 2;
+    case DType::BF16:
+      return 2;
   }
   SEC_ASSERT(false);
   return 0;
@@ -19,9 +22,12 @@ size_t dtype_size(DType t) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::F16: return "f16";
-    case DType::BF16: return "bf16";
+    case DType::F32:
+      return "f32";
+    case DType::F16:
+      return "f16";
+    case DType::BF16:
+      return "bf16";
   }
   return "?";
 }
@@ -66,10 +72,10 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&u, &f, 4);
   uint32_t sign = (u >> 16) & 0x8000;
   uint32_t absu = u & 0x7fffffff;
-  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
+  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00);   // NaN
   if (absu >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to >= 65520 -> inf
-  if (absu < 0x38800000u) {  // result is subnormal (or zero) in f16
-    if (absu < 0x33000000u) return uint16_t(sign);  // < 2^-25 rounds to zero
+  if (absu < 0x38800000u) {                                 // result is subnormal (or zero) in f16
+    if (absu < 0x33000000u) return uint16_t(sign);          // < 2^-25 rounds to zero
     uint32_t exp = absu >> 23;
     uint32_t mant = (absu & 0x7fffff) | 0x800000;
     uint32_t shift = 126 - exp;  // value = mant * 2^(exp-150); f16 subnormal unit is 2^-24
@@ -92,18 +98,27 @@ void convert_elements(void* dst, DType dt, const void* src, DType st, size_t n) 
   }
   auto load = [&](size_t i) -> float {
     switch (st) {
-      case DType::F32: return static_cast<const float*>(src)[i];
-      case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
-      case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::F32:
+        return static_cast<const float*>(src)[i];
+      case DType::F16:
+        return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::BF16:
+        return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
     }
     return 0.f;
   };
   for (size_t i = 0; i < n; i++) {
     float v = load(i);
     switch (dt) {
-      case DType::F32: static_cast<float*>(dst)[i] = v; break;
-      case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
-      case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+      case DType::F32:
+        static_cast<float*>(dst)[i] = v;
+        break;
+      case DType::F16:
+        static_cast<uint16_t*>(dst)[i] = f32_to_f16(v);
+        break;
+      case DType::BF16:
+        static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v);
+        break;
     }
   }
 }

@@ -9,7 +9,7 @@ namespace sec {
 enum class DType : uint8_t { F32, F16, BF16 };
 
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // "f32", "f16", "bf16"
+const char* dtype_name(DType t);          // "f32", "f16", "bf16"
 DType parse_dtype(const std::string& s);  // accepts f32/f16/bf16 (case-insensitive); throws Error
 
 inline float bf16_to_f32(uint16_t h) {

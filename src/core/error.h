@@ -31,12 +31,12 @@ template <class... Parts>
 
 }  // namespace sec
 
-#define SEC_CHECK(cond, ...)                 \
-  do {                                       \
-    if (!(cond)) ::sec::fail(__VA_ARGS__);   \
+#define SEC_CHECK(cond, ...)               \
+  do {                                     \
+    if (!(cond)) ::sec::fail(__VA_ARGS__); \
   } while (0)
 
-#define SEC_ASSERT(cond)                                                   \
-  do {                                                                     \
-    if (!(cond)) ::sec::assert_fail(#cond, __FILE__, __LINE__);            \
+#define SEC_ASSERT(cond)                                        \
+  do {                                                          \
+    if (!(cond)) ::sec::assert_fail(#cond, __FILE__, __LINE__); \
   } while (0)

@@ -137,8 +137,7 @@ constexpr uint32_t K[64] = {
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 struct Sha256 {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   uint8_t buf[64];
   size_t buf_len = 0;
   uint64_t total = 0;
@@ -156,9 +155,23 @@ struct Sha256 {
     for (int i = 0; i < 64; i++) {
       uint32_t t1 = hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
       uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+      hh = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
     }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += hh;
   }
 
   void update(const uint8_t* p, size_t n) {
@@ -166,8 +179,13 @@ struct Sha256 {
     if (buf_len) {
       size_t take = std::min(n, 64 - buf_len);
       std::memcpy(buf + buf_len, p, take);
-      buf_len += take; p += take; n -= take;
-      if (buf_len == 64) { block(buf); buf_len = 0; }
+      buf_len += take;
+      p += take;
+      n -= take;
+      if (buf_len == 64) {
+        block(buf);
+        buf_len = 0;
+      }
     }
     for (; n >= 64; p += 64, n -= 64) block(p);
     std::memcpy(buf, p, n);

@@ -13,9 +13,12 @@ std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "?";
   int t = int(s + 0.5);
   char b[32];
-  if (t >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", t / 3600, t / 60 % 60);
-  else if (t >= 60) std::snprintf(b, sizeof b, "%dm%02ds", t / 60, t % 60);
-  else std::snprintf(b, sizeof b, "%ds", t);
+  if (t >= 3600)
+    std::snprintf(b, sizeof b, "%dh%02dm", t / 3600, t / 60 % 60);
+  else if (t >= 60)
+    std::snprintf(b, sizeof b, "%dm%02ds", t / 60, t % 60);
+  else
+    std::snprintf(b, sizeof b, "%ds", t);
   return b;
 }
 }  // namespace
@@ -29,8 +32,12 @@ void log_line(LogLevel level, const std::string& msg) {
 }
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_), tty_(isatty(2)) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_),
+      tty_(isatty(2)) {}
 
 Progress::~Progress() { finish(); }
 
@@ -63,8 +70,10 @@ void Progress::draw(bool final) {
   std::snprintf(line, sizeof line, "%s  %lld/%lld %s  %.1f %s/s  %s %s", label_.c_str(), (long long)done_,
                 (long long)total_, unit_.c_str(), rate, unit_.c_str(), final ? "took" : "ETA",
                 format_duration(final ? el : eta).c_str());
-  if (tty_) std::fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
-  else std::fprintf(stderr, "%s\n", line);
+  if (tty_)
+    std::fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+  else
+    std::fprintf(stderr, "%s\n", line);
   drawn_ = true;
 }
 

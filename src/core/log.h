@@ -13,9 +13,18 @@ void set_log_level(LogLevel level);
 LogLevel log_level();
 void log_line(LogLevel level, const std::string& msg);  // "secateur: msg" (warnings: "warning: msg")
 
-template <class... P> void log_info(const P&... p) { log_line(LogLevel::Info, cat(p...)); }
-template <class... P> void log_warn(const P&... p) { log_line(LogLevel::Warn, cat(p...)); }
-template <class... P> void log_debug(const P&... p) { log_line(LogLevel::Debug, cat(p...)); }
+template <class... P>
+void log_info(const P&... p) {
+  log_line(LogLevel::Info, cat(p...));
+}
+template <class... P>
+void log_warn(const P&... p) {
+  log_line(LogLevel::Warn, cat(p...));
+}
+template <class... P>
+void log_debug(const P&... p) {
+  log_line(LogLevel::Debug, cat(p...));
+}
 
 // A progress line on stderr: "label  done/total unit  rate unit/s  ETA". Redraws in place on a
 // terminal (at most ~5 times a second), otherwise prints a line every few seconds. Quiet when the
@@ -23,7 +32,7 @@ template <class... P> void log_debug(const P&... p) { log_line(LogLevel::Debug, 
 class Progress {
  public:
   Progress(std::string label, int64_t total, std::string unit);
-  ~Progress();  // finishes the line
+  ~Progress();                // finishes the line
   void update(int64_t done);  // absolute count
   void add(int64_t n) { update(done_ + n); }
   void finish();

@@ -39,9 +39,9 @@ class Tensor {
   const float* f32() const;
 
   Tensor clone() const;
-  Tensor to(DType dtype) const;  // converting deep copy (a plain clone when dtype is the same)
+  Tensor to(DType dtype) const;              // converting deep copy (a plain clone when dtype is the same)
   Tensor reshape(const Shape& shape) const;  // same buffer, numel must match
-  std::vector<float> to_vector() const;  // converted to f32
+  std::vector<float> to_vector() const;      // converted to f32
 
  private:
   DType dtype_ = DType::F32;

@@ -22,8 +22,7 @@ namespace {
 
 const char* kSpaceMark = "\xE2\x96\x81";  // U+2581 "▁", SentencePiece's space
 
-const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 const char* kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* kQwen2Pattern =
@@ -73,7 +72,10 @@ int parse_byte_piece(const std::string& p) {
   unsigned v = 0;
   for (int i = 3; i < 5; i++) {
     char c = p[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                   : -1;
     if (d < 0) return -1;
     v = v * 16 + unsigned(d);
   }
@@ -186,13 +188,15 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   if (data_.types.empty()) {  // formats without types: infer them from the names and special ids
     data_.types.assign(n, TokenType::Normal);
     for (size_t i = 0; i < n; i++)
-      if (data_.kind == TokenizerKind::SentencePiece && parse_byte_piece(data_.tokens[i]) >= 0) data_.types[i] = TokenType::Byte;
+      if (data_.kind == TokenizerKind::SentencePiece && parse_byte_piece(data_.tokens[i]) >= 0)
+        data_.types[i] = TokenType::Byte;
     for (int id : {data_.bos_id, data_.eos_id})
       if (id >= 0) data_.types[id] = TokenType::Control;
     if (data_.unk_id >= 0) data_.types[data_.unk_id] = TokenType::Unknown;
   }
   SEC_CHECK(data_.types.size() == n, "tokenizer has ", data_.types.size(), " token types for ", n, " tokens");
-  SEC_CHECK(data_.scores.empty() || data_.scores.size() == n, "tokenizer has ", data_.scores.size(), " scores for ", n, " tokens");
+  SEC_CHECK(data_.scores.empty() || data_.scores.size() == n, "tokenizer has ", data_.scores.size(), " scores for ", n,
+            " tokens");
 
   piece_to_id_.reserve(n);
   for (size_t i = 0; i < n; i++) piece_to_id_.emplace(data_.tokens[i], int(i));  // first id wins
@@ -206,7 +210,8 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
     SEC_CHECK(sp != std::string::npos, "tokenizer merge ", rank, " '", m, "' is not of the form 'left right'");
     int a = token_id(std::string_view(m).substr(0, sp)), b = token_id(std::string_view(m).substr(sp + 1));
     int c = token_id(m.substr(0, sp) + m.substr(sp + 1));
-    SEC_CHECK(a >= 0 && b >= 0 && c >= 0, "tokenizer merge ", rank, " '", m, "' refers to a token not in the vocabulary");
+    SEC_CHECK(a >= 0 && b >= 0 && c >= 0, "tokenizer merge ", rank, " '", m,
+              "' refers to a token not in the vocabulary");
     if (first_rank[c] < 0) first_rank[c] = int(rank);
     if (data_.kind == TokenizerKind::ByteLevelBpe) merges_.emplace(pair_key(a, b), std::make_pair(int(rank), c));
   }
@@ -214,7 +219,8 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
     SEC_CHECK(!data_.merges.empty(), "SentencePiece tokenizer has neither scores nor merges");
     data_.scores.resize(n);
     // Pieces no merge creates (single characters, specials) rank below every merge.
-    for (size_t i = 0; i < n; i++) data_.scores[i] = first_rank[i] >= 0 ? -float(first_rank[i]) : -float(data_.merges.size() + i);
+    for (size_t i = 0; i < n; i++)
+      data_.scores[i] = first_rank[i] >= 0 ? -float(first_rank[i]) : -float(data_.merges.size() + i);
   }
 
   std::fill(byte_token_, byte_token_ + 256, -1);
@@ -254,7 +260,7 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
     PCRE2_SIZE offset = 0;
     pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
-    SEC_ASSERT(re != nullptr);  // the patterns are ours
+    SEC_ASSERT(re != nullptr);                  // the patterns are ours
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // optional speed-up; matching works without it
     pre_regex_ = std::shared_ptr<void>(re, [](void* p) { pcre2_code_free(static_cast<pcre2_code*>(p)); });
   }
@@ -263,7 +269,8 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   literals_by_first_byte_.assign(256, {});
   for (size_t i = 0; i < n; i++) {
     TokenType t = data_.types[i];
-    bool literal = t == TokenType::UserDefined || (data_.kind == TokenizerKind::ByteLevelBpe && t == TokenType::Control);
+    bool literal =
+        t == TokenType::UserDefined || (data_.kind == TokenizerKind::ByteLevelBpe && t == TokenType::Control);
     if (literal && !data_.tokens[i].empty()) literals_by_first_byte_[uint8_t(data_.tokens[i][0])].push_back(int(i));
   }
   for (auto& v : literals_by_first_byte_)
@@ -302,7 +309,8 @@ std::vector<Tokenizer::Segment> Tokenizer::split_literals(std::string_view text)
 std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos) const {
   std::vector<int> ids;
   if (add_bos && data_.bos_id >= 0) ids.push_back(data_.bos_id);
-  std::vector<int> body = data_.kind == TokenizerKind::SentencePiece ? encode_sentencepiece(text) : encode_byte_level(text);
+  std::vector<int> body =
+      data_.kind == TokenizerKind::SentencePiece ? encode_sentencepiece(text) : encode_byte_level(text);
   ids.insert(ids.end(), body.begin(), body.end());
   return ids;
 }
@@ -368,7 +376,8 @@ std::vector<int> Tokenizer::encode_sentencepiece(std::string_view text) const {
           ids.push_back(b);
           continue;
         }
-        SEC_CHECK(data_.unk_id >= 0, "cannot encode the text: character '", s.substr(size_t(sym.start), size_t(sym.len)),
+        SEC_CHECK(data_.unk_id >= 0, "cannot encode the text: character '",
+                  s.substr(size_t(sym.start), size_t(sym.len)),
                   "' is not in the vocabulary, which has no byte tokens and no unknown token");
         if (ids.empty() || ids.back() != data_.unk_id) ids.push_back(data_.unk_id);
       }
@@ -414,8 +423,10 @@ std::vector<int> Tokenizer::encode_byte_level(std::string_view text) const {
   };
 
   for (const Segment& seg : split_literals(text)) {
-    if (seg.literal_id >= 0) ids.push_back(seg.literal_id);
-    else for (std::string_view word : split_words(seg.text)) encode_word(word);
+    if (seg.literal_id >= 0)
+      ids.push_back(seg.literal_id);
+    else
+      for (std::string_view word : split_words(seg.text)) encode_word(word);
   }
   return ids;
 }
@@ -425,7 +436,7 @@ std::vector<std::string_view> Tokenizer::split_words(std::string_view text) cons
   std::vector<std::string_view> words;
   auto* re = static_cast<pcre2_code*>(pre_regex_.get());
   std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> md(pcre2_match_data_create_from_pattern(re, nullptr),
-                                                                     pcre2_match_data_free);
+                                                                    pcre2_match_data_free);
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   while (pos < text.size()) {
@@ -449,8 +460,10 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
   if (data_.kind == TokenizerKind::SentencePiece) return {std::string(text)};
   std::vector<std::string> out;
   for (const Segment& seg : split_literals(text)) {
-    if (seg.literal_id >= 0) out.emplace_back(seg.text);
-    else for (std::string_view w : split_words(seg.text)) out.emplace_back(w);
+    if (seg.literal_id >= 0)
+      out.emplace_back(seg.text);
+    else
+      for (std::string_view w : split_words(seg.text)) out.emplace_back(w);
   }
   return out;
 }
@@ -473,8 +486,10 @@ std::string Tokenizer::token_text(int prev_id, int id) const {
   for (size_t i = 0; i < p.size();) {
     size_t n = utf8_len(p, i);
     auto it = unicode_to_byte_.find(utf8_decode(p, i, n));
-    if (it != unicode_to_byte_.end()) out += char(it->second);
-    else out.append(p, i, n);
+    if (it != unicode_to_byte_.end())
+      out += char(it->second);
+    else
+      out.append(p, i, n);
     i += n;
   }
   return out;

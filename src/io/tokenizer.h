@@ -23,10 +23,10 @@ enum class TokenType : int { Normal = 1, Unknown = 2, Control = 3, UserDefined =
 
 struct TokenizerData {
   TokenizerKind kind = TokenizerKind::SentencePiece;
-  std::vector<std::string> tokens;  // piece text as stored by the format
-  std::vector<float> scores;        // SentencePiece merge priority (higher merges first); may be empty
-  std::vector<TokenType> types;     // same length as tokens
-  std::vector<std::string> merges;  // byte-level BPE "left right" in rank order; empty for SentencePiece
+  std::vector<std::string> tokens;        // piece text as stored by the format
+  std::vector<float> scores;              // SentencePiece merge priority (higher merges first); may be empty
+  std::vector<TokenType> types;           // same length as tokens
+  std::vector<std::string> merges;        // byte-level BPE "left right" in rank order; empty for SentencePiece
   std::string pre_tokenizer = "default";  // byte-level: "llama3" (llama-bpe) or "gpt2"
   int bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = true, add_eos = false;
@@ -48,9 +48,9 @@ class Tokenizer {
   const std::string& piece(int id) const { return data_.tokens.at(size_t(id)); }
   int token_id(std::string_view piece) const;  // -1 if the piece is not in the vocabulary
 
-  // add_bos prepends BOS (when the tokenizer has one); EOS is never appended (callers decide). SentencePiece follows sentencepiece exactly:
-  // only user-defined pieces are matched literally in the text (never <s>, </s>, <unk>); byte-level
-  // BPE follows Hugging Face: every added token (control or user-defined) is matched literally.
+  // add_bos prepends BOS (when the tokenizer has one); EOS is never appended (callers decide). SentencePiece follows
+  // sentencepiece exactly: only user-defined pieces are matched literally in the text (never <s>, </s>, <unk>);
+  // byte-level BPE follows Hugging Face: every added token (control or user-defined) is matched literally.
   std::vector<int> encode(std::string_view text, bool add_bos) const;
   // Inverse of encode: skips BOS/EOS/control tokens, maps byte tokens back to bytes, and (for
   // SentencePiece with add_space_prefix) drops the one leading space encode added.

@@ -78,7 +78,8 @@ TokenizerData read_llama2c_tokenizer(const std::string& path) {
   size_t off = 4;
   while (off < size) {
     size_t index = d.tokens.size();
-    SEC_CHECK(size - off >= 8, path, ": truncated llama2.c tokenizer (token ", index, " header cut off at byte ", off, ")");
+    SEC_CHECK(size - off >= 8, path, ": truncated llama2.c tokenizer (token ", index, " header cut off at byte ", off,
+              ")");
     float score;
     std::memcpy(&score, p + off, 4);
     int32_t len = read_i32(off + 4);
@@ -92,7 +93,8 @@ TokenizerData read_llama2c_tokenizer(const std::string& path) {
     d.tokens.push_back(std::move(piece));
     d.scores.push_back(score);
   }
-  SEC_CHECK(d.tokens.size() >= 3, path, ": llama2.c tokenizer has only ", d.tokens.size(), " tokens (needs <unk>, BOS, EOS)");
+  SEC_CHECK(d.tokens.size() >= 3, path, ": llama2.c tokenizer has only ", d.tokens.size(),
+            " tokens (needs <unk>, BOS, EOS)");
 
   d.unk_id = 0;
   d.bos_id = 1;
@@ -103,8 +105,10 @@ TokenizerData read_llama2c_tokenizer(const std::string& path) {
   if (d.tokens[1] == "\n<s>\n") d.tokens[1] = "<s>";
   if (d.tokens[2] == "\n</s>\n") d.tokens[2] = "</s>";
   for (size_t i = 3; i < d.tokens.size(); i++) {
-    if (is_byte_piece(d.tokens[i])) d.types[i] = TokenType::Byte;
-    else d.tokens[i] = replace_all(d.tokens[i], " ", kSpaceMark);
+    if (is_byte_piece(d.tokens[i]))
+      d.types[i] = TokenType::Byte;
+    else
+      d.tokens[i] = replace_all(d.tokens[i], " ", kSpaceMark);
   }
   return d;
 }
@@ -139,10 +143,12 @@ std::vector<std::string> read_merges(const json& merges, const std::string& path
   SEC_CHECK(merges.is_array(), path, ": model.merges is not a list");
   out.reserve(merges.size());
   for (const auto& m : merges) {
-    if (m.is_string()) out.push_back(m.get<std::string>());
+    if (m.is_string())
+      out.push_back(m.get<std::string>());
     else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
       out.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
-    else fail(path, ": model.merges entry ", out.size(), " is neither \"a b\" nor [\"a\", \"b\"]");
+    else
+      fail(path, ": model.merges entry ", out.size(), " is neither \"a b\" nor [\"a\", \"b\"]");
   }
   return out;
 }
@@ -156,7 +162,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   } catch (const json::exception& e) {
     fail(path, ": not valid JSON (", e.what(), ")");
   }
-  SEC_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), path, ": not a tokenizer.json (no \"model\" object)");
+  SEC_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), path,
+            ": not a tokenizer.json (no \"model\" object)");
   const json& model = j["model"];
   std::string type = model.value("type", "");
   SEC_CHECK(type == "BPE", path, ": unsupported tokenizer model type '", type, "' (only BPE is supported)");
@@ -172,8 +179,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   std::vector<std::pair<int64_t, bool>> added;  // id, special
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      SEC_CHECK(a.contains("id") && a["id"].is_number_integer() && a.contains("content") && a["content"].is_string(), path,
-                ": added_tokens entry without an integer id and a content string");
+      SEC_CHECK(a.contains("id") && a["id"].is_number_integer() && a.contains("content") && a["content"].is_string(),
+                path, ": added_tokens entry without an integer id and a content string");
       entries.emplace_back(a["id"].get<int64_t>(), a["content"].get<std::string>());
       added.emplace_back(a["id"].get<int64_t>(), a.value("special", false));
     }
@@ -204,8 +211,10 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   std::string split_pattern;
   for_each_step(j.value("normalizer", json()), "normalizers", [&](const json& s) {
     std::string t = s.value("type", "");
-    if (t == "Prepend" && s.value("prepend", "") == kSpaceMark) prepend_space = true;
-    else if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " && s.value("content", "") == kSpaceMark)
+    if (t == "Prepend" && s.value("prepend", "") == kSpaceMark)
+      prepend_space = true;
+    else if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " &&
+             s.value("content", "") == kSpaceMark)
       replace_space = true;
     else if (t == "NFC" || t == "NFKC" || t == "Lowercase" || t == "StripAccents" || t == "Strip")
       fail(path, ": unsupported normalizer '", t, "'");
@@ -214,7 +223,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
     std::string t = s.value("type", "");
     if (t == "ByteLevel") {
       byte_level = true;
-      SEC_CHECK(!s.value("add_prefix_space", false), path, ": unsupported ByteLevel pre_tokenizer with add_prefix_space");
+      SEC_CHECK(!s.value("add_prefix_space", false), path,
+                ": unsupported ByteLevel pre_tokenizer with add_prefix_space");
       if (s.value("use_regex", true)) split_pattern = pre_tokenizer_pattern("gpt2");
     } else if (t == "Split" && s.contains("pattern") && s["pattern"].contains("Regex")) {
       split_pattern = s["pattern"]["Regex"].get<std::string>();
@@ -241,7 +251,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
       if (d.types[i] == TokenType::Normal && is_byte_piece(d.tokens[i])) d.types[i] = TokenType::Byte;
   }
 
-  if (model.contains("unk_token") && model["unk_token"].is_string()) d.unk_id = find_token(d, model["unk_token"].get<std::string>());
+  if (model.contains("unk_token") && model["unk_token"].is_string())
+    d.unk_id = find_token(d, model["unk_token"].get<std::string>());
   if (d.unk_id >= 0 && d.types[size_t(d.unk_id)] != TokenType::Normal) d.types[size_t(d.unk_id)] = TokenType::Unknown;
 
   // BOS/EOS from the post-processor template.
@@ -259,22 +270,31 @@ TokenizerData read_tokenizer_json(const std::string& path) {
       } else if (item.contains("SpecialToken")) {
         int id = find_token(d, item["SpecialToken"].value("id", ""));
         SEC_CHECK(id >= 0, path, ": post_processor uses a special token that is not in the vocabulary");
-        if (after_a) d.eos_id = id, d.add_eos = true;
-        else d.bos_id = id, d.add_bos = true;
+        if (after_a)
+          d.eos_id = id, d.add_eos = true;
+        else
+          d.bos_id = id, d.add_bos = true;
       }
     }
   }
 
   // Names of the usual special tokens, then tokenizer_config.json if it sits next to the file.
-  if (d.bos_id < 0) for (const char* n : {"<s>", "<|begin_of_text|>"}) if (d.bos_id < 0) d.bos_id = find_token(d, n);
-  if (d.eos_id < 0) for (const char* n : {"</s>", "<|end_of_text|>", "<|endoftext|>"}) if (d.eos_id < 0) d.eos_id = find_token(d, n);
+  if (d.bos_id < 0)
+    for (const char* n : {"<s>", "<|begin_of_text|>"})
+      if (d.bos_id < 0) d.bos_id = find_token(d, n);
+  if (d.eos_id < 0)
+    for (const char* n : {"</s>", "<|end_of_text|>", "<|endoftext|>"})
+      if (d.eos_id < 0) d.eos_id = find_token(d, n);
   std::string config_path = (std::filesystem::path(path).parent_path() / "tokenizer_config.json").string();
   if (file_exists(config_path)) {
     try {
       json c = json::parse(read_text_file(config_path));
-      if (c.contains("bos_token")) if (int id = find_token(d, token_content(c["bos_token"])); id >= 0) d.bos_id = id;
-      if (c.contains("eos_token")) if (int id = find_token(d, token_content(c["eos_token"])); id >= 0) d.eos_id = id;
-      if (c.contains("pad_token")) if (int id = find_token(d, token_content(c["pad_token"])); id >= 0) d.pad_id = id;
+      if (c.contains("bos_token"))
+        if (int id = find_token(d, token_content(c["bos_token"])); id >= 0) d.bos_id = id;
+      if (c.contains("eos_token"))
+        if (int id = find_token(d, token_content(c["eos_token"])); id >= 0) d.eos_id = id;
+      if (c.contains("pad_token"))
+        if (int id = find_token(d, token_content(c["pad_token"])); id >= 0) d.pad_id = id;
       if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) d.add_bos = c["add_bos_token"].get<bool>();
       if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean()) d.add_eos = c["add_eos_token"].get<bool>();
     } catch (const json::exception& e) {
@@ -284,7 +304,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   for (int id : {d.bos_id, d.eos_id})
     if (id >= 0 && d.types[size_t(id)] == TokenType::Normal) d.types[size_t(id)] = TokenType::Control;
 
-  if (d.kind == TokenizerKind::SentencePiece) SEC_CHECK(!d.merges.empty(), path, ": SentencePiece-style BPE without merges");
+  if (d.kind == TokenizerKind::SentencePiece)
+    SEC_CHECK(!d.merges.empty(), path, ": SentencePiece-style BPE without merges");
   // Validate (merges refer to known tokens, ...) and, for SentencePiece, keep the scores Tokenizer
   // derives from the merges so GGUF export has them.
   try {
@@ -304,7 +325,9 @@ namespace {
 std::vector<std::string> merges_from_scores(const TokenizerData& d) {
   std::unordered_map<std::string, int> id_of;
   for (size_t i = 0; i < d.tokens.size(); i++) id_of.emplace(d.tokens[i], int(i));
-  auto mergeable = [&](int id) { return d.types[size_t(id)] == TokenType::Normal || d.types[size_t(id)] == TokenType::UserDefined; };
+  auto mergeable = [&](int id) {
+    return d.types[size_t(id)] == TokenType::Normal || d.types[size_t(id)] == TokenType::UserDefined;
+  };
   struct M {
     float score;
     int piece, left, right;
@@ -348,13 +371,17 @@ ordered_json template_processing(const TokenizerData& d) {
   auto special = [](const std::string& t, int type_id) {
     return ordered_json{{"SpecialToken", {{"id", t}, {"type_id", type_id}}}};
   };
-  auto seq = [](const char* which, int type_id) { return ordered_json{{"Sequence", {{"id", which}, {"type_id", type_id}}}}; };
+  auto seq = [](const char* which, int type_id) {
+    return ordered_json{{"Sequence", {{"id", which}, {"type_id", type_id}}}};
+  };
   ordered_json single = ordered_json::array(), pair = ordered_json::array(), specials = ordered_json::object();
   bool bos = d.add_bos && d.bos_id >= 0, eos = d.add_eos && d.eos_id >= 0;
-  if (bos) single.push_back(special(d.tokens[size_t(d.bos_id)], 0)), pair.push_back(special(d.tokens[size_t(d.bos_id)], 0));
+  if (bos)
+    single.push_back(special(d.tokens[size_t(d.bos_id)], 0)), pair.push_back(special(d.tokens[size_t(d.bos_id)], 0));
   single.push_back(seq("A", 0));
   pair.push_back(seq("A", 0));
-  if (eos) single.push_back(special(d.tokens[size_t(d.eos_id)], 0)), pair.push_back(special(d.tokens[size_t(d.eos_id)], 0));
+  if (eos)
+    single.push_back(special(d.tokens[size_t(d.eos_id)], 0)), pair.push_back(special(d.tokens[size_t(d.eos_id)], 0));
   if (bos) pair.push_back(special(d.tokens[size_t(d.bos_id)], 1));
   pair.push_back(seq("B", 1));
   if (eos) pair.push_back(special(d.tokens[size_t(d.eos_id)], 1));
@@ -388,7 +415,8 @@ void write_tokenizer_json(const TokenizerData& in, const std::string& path) {
   if (spm) {
     ordered_json replace = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpaceMark}};
     if (d.add_space_prefix)
-      j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "Prepend"}, {"prepend", kSpaceMark}}, replace}}};
+      j["normalizer"] = {{"type", "Sequence"},
+                         {"normalizers", {{{"type", "Prepend"}, {"prepend", kSpaceMark}}, replace}}};
     else
       j["normalizer"] = replace;
     j["pre_tokenizer"] = nullptr;
@@ -398,10 +426,12 @@ void write_tokenizer_json(const TokenizerData& in, const std::string& path) {
                           {"pattern", {{"Regex", pre_tokenizer_pattern(d.pre_tokenizer)}}},
                           {"behavior", "Isolated"},
                           {"invert", false}};
-    ordered_json bl = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+    ordered_json bl = {
+        {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
     j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {split, bl}}};
   }
-  j["post_processor"] = (d.add_bos && d.bos_id >= 0) || (d.add_eos && d.eos_id >= 0) ? template_processing(d) : ordered_json(nullptr);
+  j["post_processor"] =
+      (d.add_bos && d.bos_id >= 0) || (d.add_eos && d.eos_id >= 0) ? template_processing(d) : ordered_json(nullptr);
   if (spm) {
     ordered_json decoders = {{{"type", "Replace"}, {"pattern", {{"String", kSpaceMark}}}, {"content", " "}},
                              {{"type", "ByteFallback"}},
@@ -475,7 +505,8 @@ struct ProtoReader {
   }
   ProtoReader sub() {  // a length-delimited field's bytes
     uint64_t n = varint();
-    SEC_CHECK(n <= uint64_t(end - p), path, ": truncated or corrupt SentencePiece model (field of ", n, " bytes runs past the end)");
+    SEC_CHECK(n <= uint64_t(end - p), path, ": truncated or corrupt SentencePiece model (field of ", n,
+              " bytes runs past the end)");
     ProtoReader r{p, p + n, path};
     p += n;
     return r;
@@ -497,9 +528,12 @@ struct ProtoReader {
     } else if (wire == 1) {
       SEC_CHECK(end - p >= 8, path, ": truncated SentencePiece model");
       p += 8;
-    } else if (wire == 2) sub();
-    else if (wire == 5) fixed32();
-    else fail(path, ": not a SentencePiece model (unsupported protobuf wire type ", wire, ")");
+    } else if (wire == 2)
+      sub();
+    else if (wire == 5)
+      fixed32();
+    else
+      fail(path, ": not a SentencePiece model (unsupported protobuf wire type ", wire, ")");
   }
 };
 
@@ -525,12 +559,15 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
       while (!pr.done()) {
         int w;
         uint32_t fld = pr.key(&w);
-        if (fld == 1 && w == 2) piece = pr.bytes();
+        if (fld == 1 && w == 2)
+          piece = pr.bytes();
         else if (fld == 2 && w == 5) {
           uint32_t bits = pr.fixed32();
           std::memcpy(&score, &bits, 4);
-        } else if (fld == 3 && w == 0) type = int(pr.varint());
-        else pr.skip(w);
+        } else if (fld == 3 && w == 0)
+          type = int(pr.varint());
+        else
+          pr.skip(w);
       }
       SEC_CHECK(type >= 1 && type <= 6, path, ": piece ", d.tokens.size(), " has unknown type ", type);
       d.tokens.push_back(std::move(piece));
@@ -546,30 +583,41 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
           continue;
         }
         int64_t v = int64_t(tr.varint());
-        if (fld == 3) model_type = int(v);
-        else if (fld == 40) d.unk_id = int32_t(v);
-        else if (fld == 41) d.bos_id = int32_t(v);
-        else if (fld == 42) d.eos_id = int32_t(v);
-        else if (fld == 43) d.pad_id = int32_t(v);
+        if (fld == 3)
+          model_type = int(v);
+        else if (fld == 40)
+          d.unk_id = int32_t(v);
+        else if (fld == 41)
+          d.bos_id = int32_t(v);
+        else if (fld == 42)
+          d.eos_id = int32_t(v);
+        else if (fld == 43)
+          d.pad_id = int32_t(v);
       }
     } else if (field == 3 && wire == 2) {
       ProtoReader nr = r.sub();
       while (!nr.done()) {
         int w;
         uint32_t fld = nr.key(&w);
-        if (fld == 1 && w == 2) normalizer = nr.bytes();
-        else if (fld == 3 && w == 0) d.add_space_prefix = nr.varint() != 0;
-        else if (fld == 4 && w == 0) remove_extra_whitespaces = nr.varint() != 0;
-        else nr.skip(w);
+        if (fld == 1 && w == 2)
+          normalizer = nr.bytes();
+        else if (fld == 3 && w == 0)
+          d.add_space_prefix = nr.varint() != 0;
+        else if (fld == 4 && w == 0)
+          remove_extra_whitespaces = nr.varint() != 0;
+        else
+          nr.skip(w);
       }
     } else {
       r.skip(wire);
     }
   }
   SEC_CHECK(!d.tokens.empty(), path, ": not a SentencePiece model (no pieces)");
-  SEC_CHECK(model_type == 2, path, ": unsupported SentencePiece model type ", model_type, " (only BPE, type 2, is supported)");
-  SEC_CHECK(normalizer == "identity" && !remove_extra_whitespaces, path, ": unsupported SentencePiece normalizer '", normalizer,
-            "'", remove_extra_whitespaces ? " with remove_extra_whitespaces" : "", " (only 'identity' is supported)");
+  SEC_CHECK(model_type == 2, path, ": unsupported SentencePiece model type ", model_type,
+            " (only BPE, type 2, is supported)");
+  SEC_CHECK(normalizer == "identity" && !remove_extra_whitespaces, path, ": unsupported SentencePiece normalizer '",
+            normalizer, "'", remove_extra_whitespaces ? " with remove_extra_whitespaces" : "",
+            " (only 'identity' is supported)");
   auto valid = [&](int id) { return id >= 0 && id < int(d.tokens.size()) ? id : -1; };
   d.unk_id = valid(d.unk_id), d.bos_id = valid(d.bos_id), d.eos_id = valid(d.eos_id), d.pad_id = valid(d.pad_id);
   return d;

@@ -57,7 +57,8 @@ std::vector<float> rope_inv_freq(const Config& c) {
       if (wavelen > low_wavelen) {
         inv /= s.factor;
       } else if (wavelen >= high_wavelen) {
-        double smooth = (s.original_max_position / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        double smooth =
+            (s.original_max_position / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
         inv = (1 - smooth) * inv / s.factor + smooth * inv;
       }
     }

@@ -11,8 +11,8 @@ namespace sec {
 struct RopeScaling {
   std::string type;  // "" (none), "linear", or "llama3"
   float factor = 1.f;
-  float low_freq_factor = 1.f;   // llama3
-  float high_freq_factor = 4.f;  // llama3
+  float low_freq_factor = 1.f;       // llama3
+  float high_freq_factor = 4.f;      // llama3
   int original_max_position = 8192;  // llama3
 };
 
@@ -25,9 +25,9 @@ struct BlockDims {
 
 struct Config {
   std::string architecture = "llama";  // "llama" (also TinyLlama, Mistral, SmolLM) or "qwen2"
-  int dim = 0;         // hidden size C
-  int vocab_size = 0;  // V
-  int head_dim = 0;    // per-head size (same for q, k, v)
+  int dim = 0;                         // hidden size C
+  int vocab_size = 0;                  // V
+  int head_dim = 0;                    // per-head size (same for q, k, v)
   int max_seq_len = 2048;
   std::vector<BlockDims> blocks;  // one per transformer block
   float norm_eps = 1e-5f;

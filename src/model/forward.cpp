@@ -9,13 +9,20 @@ namespace sec {
 
 const char* tap_point_name(TapPoint p) {
   switch (p) {
-    case TapPoint::BlockInput: return "block_input";
-    case TapPoint::AttnInput: return "attn_input";
-    case TapPoint::AttnHeads: return "attn_heads";
-    case TapPoint::AttnResidual: return "attn_residual";
-    case TapPoint::MlpInput: return "mlp_input";
-    case TapPoint::MlpHidden: return "mlp_hidden";
-    case TapPoint::BlockOutput: return "block_output";
+    case TapPoint::BlockInput:
+      return "block_input";
+    case TapPoint::AttnInput:
+      return "attn_input";
+    case TapPoint::AttnHeads:
+      return "attn_heads";
+    case TapPoint::AttnResidual:
+      return "attn_residual";
+    case TapPoint::MlpInput:
+      return "mlp_input";
+    case TapPoint::MlpHidden:
+      return "mlp_hidden";
+    case TapPoint::BlockOutput:
+      return "block_output";
   }
   return "?";
 }

@@ -34,8 +34,8 @@ struct Tap {
 // Keys/values of every block for `batch` sequences, positions [0, capacity).
 struct KVCache {
   int64_t batch = 0, capacity = 0;
-  int64_t pos = 0;                  // number of positions filled so far
-  std::vector<Tensor> k, v;         // per block: (batch, capacity, Hkv_l, hd)
+  int64_t pos = 0;           // number of positions filled so far
+  std::vector<Tensor> k, v;  // per block: (batch, capacity, Hkv_l, hd)
   static KVCache create(const Config& c, int64_t batch, int64_t capacity);
 };
 
@@ -57,8 +57,8 @@ void head_forward(const Model& m, const float* x, int64_t N, float* logits);
 
 // Whole model: tokens (B, T) -> logits (B, T, V). With a cache, positions continue at cache->pos
 // and the cache advances by T.
-void model_forward(const Model& m, const int32_t* tokens, int64_t B, int64_t T, float* logits,
-                   KVCache* cache = nullptr, Tap* tap = nullptr);
+void model_forward(const Model& m, const int32_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr,
+                   Tap* tap = nullptr);
 Tensor model_forward(const Model& m, const std::vector<int32_t>& tokens, int64_t B, int64_t T);
 
 }  // namespace sec

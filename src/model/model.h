@@ -11,15 +11,15 @@
 namespace sec {
 
 struct ModelSource {
-  std::string path;    // file or directory it was loaded from
-  std::string format;  // "hf", "gguf", "llama2c", "init"
+  std::string path;               // file or directory it was loaded from
+  std::string format;             // "hf", "gguf", "llama2c", "init"
   DType file_dtype = DType::F32;  // dtype of the (majority of the) stored weights
-  std::string sha256;  // of the weights file(s): the file itself, or of the shards' hashes
+  std::string sha256;             // of the weights file(s): the file itself, or of the shards' hashes
 };
 
 struct Model {
   Config config;
-  Weights weights;  // always f32 in memory
+  Weights weights;                             // always f32 in memory
   std::shared_ptr<const Tokenizer> tokenizer;  // null when the model has none
   ModelSource source;
 };

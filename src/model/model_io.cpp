@@ -437,8 +437,8 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
               shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
     RopeRows rope = tensor_rule(r.kind).rope;
     const int heads = !interleaved || rope == RopeRows::None ? 0
-                      : rope == RopeRows::QueryHeads       ? c.blocks[r.layer].n_heads
-                                                           : c.blocks[r.layer].n_kv_heads;
+                      : rope == RopeRows::QueryHeads         ? c.blocks[r.layer].n_heads
+                                                             : c.blocks[r.layer].n_kv_heads;
     const DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
     auto make = [t = r.tensor, heads, d] { return to_stored(heads ? rope_rows_to_interleaved(t, heads) : t, d); };
     if (r.kind == TensorKind::Embed) embed_stored = make;
@@ -520,8 +520,9 @@ Model load_model(const std::string& path, const LoadOptions& opts) {
     case ModelFormat::Auto:
       SEC_ASSERT(false);
   }
-  SEC_CHECK(m.tokenizer || !opts.require_tokenizer, path,
-            ": no tokenizer found (give one with --tokenizer: tokenizer.json, tokenizer.model, tokenizer.bin or a .gguf)");
+  SEC_CHECK(
+      m.tokenizer || !opts.require_tokenizer, path,
+      ": no tokenizer found (give one with --tokenizer: tokenizer.json, tokenizer.model, tokenizer.bin or a .gguf)");
   check_weights(m.config, m.weights);
   return m;
 }

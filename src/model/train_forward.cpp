@@ -58,15 +58,15 @@ float* opt_grad(Weights* g, Tensor BlockWeights::*member, int layer) {
 
 // Everything one block's backward needs from its forward.
 struct BlockActs {
-  Buf x_in;        // (N, C) block input
-  Buf n1, rstd1;   // (N, C), (N)
-  Buf q, k, v;     // (N, q_dim) after RoPE, (N, kv_dim) after RoPE, (N, kv_dim)
-  Buf att;         // (B, Hq, T, T) probabilities
-  Buf att_out;     // (N, q_dim)
-  Buf x_mid;       // (N, C) after the attention residual
-  Buf n2, rstd2;   // (N, C), (N)
-  Buf gate, up;    // (N, F)
-  Buf hidden;      // (N, F)
+  Buf x_in;       // (N, C) block input
+  Buf n1, rstd1;  // (N, C), (N)
+  Buf q, k, v;    // (N, q_dim) after RoPE, (N, kv_dim) after RoPE, (N, kv_dim)
+  Buf att;        // (B, Hq, T, T) probabilities
+  Buf att_out;    // (N, q_dim)
+  Buf x_mid;      // (N, C) after the attention residual
+  Buf n2, rstd2;  // (N, C), (N)
+  Buf gate, up;   // (N, F)
+  Buf hidden;     // (N, F)
 };
 
 struct Engine {
@@ -136,16 +136,15 @@ struct Engine {
       float* dup = zeroed(b3, N * F);
       swiglu_backward(dgate, dup, dhidden, a.gate.data(), a.up.data(), N * F);
       float* dn2 = zeroed(dn, N * C);
-      linear_bwd(TensorKind::Gate, l, dn2, opt_grad(g, &BlockWeights::w_gate, l), nullptr, dgate, a.n2.data(),
-                 w.w_gate, C, F);
+      linear_bwd(TensorKind::Gate, l, dn2, opt_grad(g, &BlockWeights::w_gate, l), nullptr, dgate, a.n2.data(), w.w_gate,
+                 C, F);
       linear_bwd(TensorKind::Up, l, dn2, opt_grad(g, &BlockWeights::w_up, l), nullptr, dup, a.n2.data(), w.w_up, C, F);
-      rmsnorm_backward(dx, gw ? gw->ffn_norm.f32() : nullptr, dn2, a.x_mid.data(), w.ffn_norm.f32(), a.rstd2.data(),
-                       N, C);
+      rmsnorm_backward(dx, gw ? gw->ffn_norm.f32() : nullptr, dn2, a.x_mid.data(), w.ffn_norm.f32(), a.rstd2.data(), N,
+                       C);
     }
     if (Hq > 0) {
       float* datt = zeroed(b1, N * qd);
-      linear_bwd(TensorKind::O, l, datt, opt_grad(g, &BlockWeights::wo, l), nullptr, dx, a.att_out.data(), w.wo, qd,
-                 C);
+      linear_bwd(TensorKind::O, l, datt, opt_grad(g, &BlockWeights::wo, l), nullptr, dx, a.att_out.data(), w.wo, qd, C);
       float* dq = zeroed(b2, N * qd);
       Buf b4;
       float* dk = zeroed(b3, N * kvd);
@@ -160,8 +159,8 @@ struct Engine {
                  a.n1.data(), w.wk, C, kvd);
       linear_bwd(TensorKind::V, l, dn1, opt_grad(g, &BlockWeights::wv, l), opt_grad(g, &BlockWeights::bv, l), dv,
                  a.n1.data(), w.wv, C, kvd);
-      rmsnorm_backward(dx, gw ? gw->attn_norm.f32() : nullptr, dn1, a.x_in.data(), w.attn_norm.f32(), a.rstd1.data(),
-                       N, C);
+      rmsnorm_backward(dx, gw ? gw->attn_norm.f32() : nullptr, dn1, a.x_in.data(), w.attn_norm.f32(), a.rstd1.data(), N,
+                       C);
     }
   }
 };
@@ -196,8 +195,7 @@ double hidden_loss(HiddenLoss kind, const float* s, const float* t, const int32_
       if (ds) {
         // d(1 - cos)/ds = -(t / (|s||t|) - cos * s / |s|^2)
         const double k = double(scale) / denom;
-        for (int64_t i = 0; i < C; i++)
-          ds[n * C + i] += float(-k * (tv[i] / (ns * nt) - cosv * sv[i] / (ns * ns)));
+        for (int64_t i = 0; i < C; i++) ds[n * C + i] += float(-k * (tv[i] / (ns * nt) - cosv * sv[i] / (ns * ns)));
       }
     }
   }
@@ -291,8 +289,8 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
 
 }  // namespace
 
-LossValue forward_backward(const Model& m, const Batch& batch, const LossSpec& loss, Weights* grads,
-                           LinearDelta* delta, const TrainOptions& opts) {
+LossValue forward_backward(const Model& m, const Batch& batch, const LossSpec& loss, Weights* grads, LinearDelta* delta,
+                           const TrainOptions& opts) {
   if (grads) SEC_ASSERT(int(grads->blocks.size()) == m.config.n_layers());
   return run(m, batch, loss, grads, delta, opts, true);
 }

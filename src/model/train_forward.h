@@ -63,7 +63,7 @@ struct LossSpec {
 };
 
 struct TrainOptions {
-  bool recompute = false;    // keep only block inputs; recompute each block during backward
+  bool recompute = false;  // keep only block inputs; recompute each block during backward
 };
 
 struct LossValue {

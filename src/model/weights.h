@@ -17,24 +17,22 @@
 namespace sec {
 
 struct BlockWeights {
-  Tensor attn_norm;                    // (C)
-  Tensor wq, wk, wv, wo;               // (Hq*hd, C), (Hkv*hd, C), (Hkv*hd, C), (C, Hq*hd)
-  Tensor bq, bk, bv;                   // (Hq*hd), (Hkv*hd), (Hkv*hd) when config.attn_bias
-  Tensor ffn_norm;                     // (C)
-  Tensor w_gate, w_up, w_down;         // (F, C), (F, C), (C, F)
+  Tensor attn_norm;             // (C)
+  Tensor wq, wk, wv, wo;        // (Hq*hd, C), (Hkv*hd, C), (Hkv*hd, C), (C, Hq*hd)
+  Tensor bq, bk, bv;            // (Hq*hd), (Hkv*hd), (Hkv*hd) when config.attn_bias
+  Tensor ffn_norm;              // (C)
+  Tensor w_gate, w_up, w_down;  // (F, C), (F, C), (C, F)
 };
 
 struct Weights {
-  Tensor embed;                     // (V, C)
+  Tensor embed;  // (V, C)
   std::vector<BlockWeights> blocks;
-  Tensor final_norm;                // (C)
-  Tensor lm_head;                   // (V, C); undefined when config.tied_embeddings
+  Tensor final_norm;  // (C)
+  Tensor lm_head;     // (V, C); undefined when config.tied_embeddings
   const Tensor& head() const { return lm_head.defined() ? lm_head : embed; }
 };
 
-enum class TensorKind {
-  Embed, AttnNorm, Q, K, V, O, QBias, KBias, VBias, FfnNorm, Gate, Up, Down, FinalNorm, LmHead
-};
+enum class TensorKind { Embed, AttnNorm, Q, K, V, O, QBias, KBias, VBias, FfnNorm, Gate, Up, Down, FinalNorm, LmHead };
 
 // Which RoPE head count a tensor's rows are grouped by (for the layout permutation).
 enum class RopeRows { None, QueryHeads, KVHeads };
@@ -44,7 +42,7 @@ struct TensorNameRule {
   const char* hf;    // with "{L}" for the block index
   const char* gguf;  // with "{L}"
   RopeRows rope;
-  bool is_linear;    // a block linear layer (what pruning methods act on by default)
+  bool is_linear;          // a block linear layer (what pruning methods act on by default)
   const char* short_name;  // q, k, v, o, gate, up, down (for --lora-targets etc.), else ""
 };
 
@@ -56,9 +54,9 @@ std::string tensor_name_gguf(TensorKind kind, int layer = -1);
 struct TensorRef {
   std::string name;  // canonical (HF) name
   TensorKind kind;
-  int layer;         // -1 for non-block tensors
+  int layer;  // -1 for non-block tensors
   Tensor& tensor;
-  Shape shape;       // the shape the config requires
+  Shape shape;  // the shape the config requires
 };
 
 // Visits every tensor the config defines (optional ones only when present in the config), in a

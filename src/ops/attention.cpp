@@ -129,8 +129,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           for (int64_t s = valid; s < keys; s++) d[s] = 0.f;
         }
         // dQ (rows, hd) += dS (rows, keys) . K[:keys] (keys, hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, dp.data(),
-                    int(keys), kb, int(ldk), 1.f, dqb, int(ldq));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, dp.data(), int(keys),
+                    kb, int(ldk), 1.f, dqb, int(ldq));
         // dK[:keys] (keys, hd) += dS^T (keys, rows) . Q (rows, hd)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys), int(hd), int(rows), 1.f, dp.data(), int(keys),
                     qb, int(ldq), 1.f, dkb, int(ldk));

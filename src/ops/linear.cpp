@@ -32,8 +32,8 @@ void matmul_forward_ref(float* out, const float* inp, const float* weight, const
 }
 
 // dinp (N, I) += dout (N, O) . weight (O, I); dweight (O, I) += dout^T (O, N) . inp (N, I); dbias (O) += sum_n dout
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
-                     int64_t N, int64_t I, int64_t O) {
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t I, int64_t O) {
   if (N == 0 || O == 0 || I == 0) return;
   if (dinp)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(I), int(O), 1.f, dout, int(O), weight, int(I),

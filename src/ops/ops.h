@@ -12,12 +12,14 @@ namespace sec {
 constexpr int64_t kParallelMinWork = 1 << 15;
 
 // ---- linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------------
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
-void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I, int64_t O);
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
+                    int64_t O);
+void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
+                        int64_t O);
 // dinp (N, I) += dout . weight; dweight (O, I) += dout^T . inp; dbias (O) += sum over rows of dout.
 // Any of dinp / dweight / dbias may be null (not wanted, e.g. a frozen weight).
-void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
-                     int64_t N, int64_t I, int64_t O);
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t I, int64_t O);
 void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                          const float* weight, int64_t N, int64_t I, int64_t O);
 
@@ -29,7 +31,8 @@ void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tok
 
 // ---- RMSNorm: out = inp / sqrt(mean(inp^2) + eps) * weight; rstd (N) saved if not null ---------
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
-void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
+                         float eps);
 // From the forward's saved rstd (N): dinp (N, C) += ..., dweight (C) += sum_n dout * inp * rstd. dweight may be null.
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C);

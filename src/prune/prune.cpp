@@ -17,9 +17,12 @@ PruneMethod parse_prune_method(const std::string& s) {
 
 const char* prune_method_name(PruneMethod m) {
   switch (m) {
-    case PruneMethod::Magnitude: return "magnitude";
-    case PruneMethod::Wanda: return "wanda";
-    case PruneMethod::SparseGPT: return "sparsegpt";
+    case PruneMethod::Magnitude:
+      return "magnitude";
+    case PruneMethod::Wanda:
+      return "wanda";
+    case PruneMethod::SparseGPT:
+      return "sparsegpt";
   }
   return "?";
 }
@@ -57,8 +60,12 @@ nlohmann::ordered_json PruneReport::to_json() const {
   j["skipped"] = skipped;
   auto& arr = j["layers"] = nlohmann::ordered_json::array();
   for (const auto& l : layers)
-    arr.push_back({{"name", l.name}, {"layer", l.layer}, {"shape", {l.rows, l.cols}}, {"target", l.target},
-                   {"zeros", l.zeros}, {"sparsity", l.sparsity()}});
+    arr.push_back({{"name", l.name},
+                   {"layer", l.layer},
+                   {"shape", {l.rows, l.cols}},
+                   {"target", l.target},
+                   {"zeros", l.zeros},
+                   {"sparsity", l.sparsity()}});
   return j;
 }
 
@@ -220,8 +227,9 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* sam
                                 {"seqlen", samples->seqlen},
                                 {"seed", samples->seed},
                                 {"stream_tokens", samples->stream_tokens},
-                                {"rule", "corpus tokenized once with one BOS; window i starts at "
-                                         "Rng(seed).below(n_tokens - seqlen + 1), drawn in order"}};
+                                {"rule",
+                                 "corpus tokenized once with one BOS; window i starts at "
+                                 "Rng(seed).below(n_tokens - seqlen + 1), drawn in order"}};
   Runner run = [samples](Model& mm, LayerwiseMethod& method, const LayerwiseOptions& lo) {
     return run_layerwise(mm, *samples, method, lo);
   };
@@ -243,8 +251,10 @@ static PruneReport prune_impl(Model& m, const PruneOptions& o, const Runner& run
   rep.options = options_json(o);
   rep.source = {{"path", m.source.path}, {"format", m.source.format}, {"sha256", m.source.sha256}};
   const int L = m.config.n_layers();
-  if (!o.target.is_nm()) SEC_CHECK(o.target.ratio >= 0 && o.target.ratio < 1, "--sparsity must be in [0, 1), got ", o.target.ratio);
-  SEC_CHECK(!(o.owl && o.target.is_nm()), "--owl allocates unstructured per-block sparsity; it cannot be combined with --nm");
+  if (!o.target.is_nm())
+    SEC_CHECK(o.target.ratio >= 0 && o.target.ratio < 1, "--sparsity must be in [0, 1), got ", o.target.ratio);
+  SEC_CHECK(!(o.owl && o.target.is_nm()),
+            "--owl allocates unstructured per-block sparsity; it cannot be combined with --nm");
   SEC_CHECK(!(o.owl && o.method == PruneMethod::Magnitude), "--owl works on top of wanda or sparsegpt, not magnitude");
   std::regex skip_re;
   const std::regex* skip = nullptr;
@@ -262,8 +272,8 @@ static PruneReport prune_impl(Model& m, const PruneOptions& o, const Runner& run
     // Fail before any work if some layer's input size is not a multiple of M.
     for (int l = 0; l < L; l++)
       for (const auto& t : block_targets(m, l, skip, nullptr))
-        SEC_CHECK(t.w->dim(1) % o.target.m == 0, t.name, ": input size ", t.w->dim(1), " is not a multiple of M = ",
-                  o.target.m, " (use --skip to leave it dense)");
+        SEC_CHECK(t.w->dim(1) % o.target.m == 0, t.name, ": input size ", t.w->dim(1),
+                  " is not a multiple of M = ", o.target.m, " (use --skip to leave it dense)");
   }
 
   rep.block_target.assign(size_t(L), o.target.fraction());

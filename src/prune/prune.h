@@ -25,7 +25,7 @@ struct PruneOptions {
   bool owl = false;                // per-block sparsity from outlier ratios (unstructured only)
   double owl_m = 5.0, owl_lambda = 0.08;
   SparseGptOptions sparsegpt;
-  std::string skip_regex;          // canonical names matching it (std::regex_search, ECMAScript) are left dense
+  std::string skip_regex;  // canonical names matching it (std::regex_search, ECMAScript) are left dense
   LayerwiseOptions layerwise;
 };
 
@@ -33,20 +33,20 @@ struct LayerPruneReport {
   std::string name;
   int layer = -1;
   int64_t rows = 0, cols = 0;
-  double target = 0;   // requested fraction of zeros
-  int64_t zeros = 0;   // measured after pruning
+  double target = 0;  // requested fraction of zeros
+  int64_t zeros = 0;  // measured after pruning
   double sparsity() const { return rows * cols > 0 ? double(zeros) / double(rows * cols) : 0; }
 };
 
 struct PruneReport {
-  nlohmann::ordered_json options;           // every option, resolved
-  nlohmann::ordered_json calibration;       // data path, sha256, nsamples, seqlen, seed, sampling rule
-  nlohmann::ordered_json source;            // model path, format, sha256
+  nlohmann::ordered_json options;      // every option, resolved
+  nlohmann::ordered_json calibration;  // data path, sha256, nsamples, seqlen, seed, sampling rule
+  nlohmann::ordered_json source;       // model path, format, sha256
   std::vector<LayerPruneReport> layers;
-  std::vector<std::string> skipped;         // linear layers left dense by --skip
-  std::vector<double> block_seconds;        // per block (calibration passes + pruning)
-  std::vector<double> block_target;         // sparsity asked of each block (OWL: allocated)
-  std::vector<double> owl_outlier_ratio;    // per block, when OWL ran
+  std::vector<std::string> skipped;       // linear layers left dense by --skip
+  std::vector<double> block_seconds;      // per block (calibration passes + pruning)
+  std::vector<double> block_target;       // sparsity asked of each block (OWL: allocated)
+  std::vector<double> owl_outlier_ratio;  // per block, when OWL ran
   double seconds = 0;
   int64_t pruned_zeros() const;
   int64_t prunable_params() const;

@@ -167,8 +167,8 @@ void LoraAdapters::merge_into(Model& m, bool fill) const {
     });
     SEC_ASSERT(w && w->shape() == Shape({L.out, L.in}));
     std::vector<float> delta(size_t(L.out * L.in));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L.out), int(L.in), opts_.rank, s, L.B.f32(),
-                opts_.rank, L.A.f32(), int(L.in), 0.f, delta.data(), int(L.in));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L.out), int(L.in), opts_.rank, s, L.B.f32(), opts_.rank,
+                L.A.f32(), int(L.in), 0.f, delta.data(), int(L.in));
     float* p = w->f32();
     for (int64_t i = 0; i < L.out * L.in; i++)
       if (fill || p[i] != 0.f) p[i] += delta[i];

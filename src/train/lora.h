@@ -34,14 +34,14 @@ struct LoraLayer {
   TensorKind kind;
   int layer;
   int64_t in = 0, out = 0;
-  Tensor A, B;    // (r, in), (out, r)
-  Tensor dA, dB;  // gradients
+  Tensor A, B;                // (r, in), (out, r)
+  Tensor dA, dB;              // gradients
   std::vector<uint8_t> keep;  // (out, in) mask for a masked layer; empty for plain LoRA
   // Saved by forward for backward:
-  std::vector<float> h;        // (N, in) dropout(x), only when dropout is active
-  std::vector<uint8_t> drop;   // (N, in) 1 = kept
-  std::vector<float> u;        // (N, r) h A^T                      (plain)
-  std::vector<float> dw;       // (out, in) M * scale B A            (masked)
+  std::vector<float> h;       // (N, in) dropout(x), only when dropout is active
+  std::vector<uint8_t> drop;  // (N, in) 1 = kept
+  std::vector<float> u;       // (N, r) h A^T                      (plain)
+  std::vector<float> dw;      // (out, in) M * scale B A            (masked)
 };
 
 class LoraAdapters : public LinearDelta {

@@ -13,8 +13,8 @@ namespace sec {
 // value is forced to stay 0 (pruned weights of a full fine-tune) and its gradient is ignored.
 struct Param {
   std::string name;
-  Tensor value;  // f32, updated in place (shares the model's / adapter's buffer)
-  Tensor grad;   // f32, same shape
+  Tensor value;               // f32, updated in place (shares the model's / adapter's buffer)
+  Tensor grad;                // f32, same shape
   std::vector<uint8_t> keep;  // empty: no mask
   bool decay = true;          // apply weight decay (false for norms)
 };

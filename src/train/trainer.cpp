@@ -238,8 +238,7 @@ TrainResult train(Model& m, LoraAdapters* lora, const std::vector<TrainSample>& 
       r.evals.emplace_back(step + 1, eval_loss(m, lora, eval_data, o));
       log_info(o.label, ": step ", step + 1, "  eval loss ", r.evals.back().second);
     }
-    if (!o.checkpoint.empty() &&
-        ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || step + 1 == end))
+    if (!o.checkpoint.empty() && ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || step + 1 == end))
       save_checkpoint(o.checkpoint, params, opt, step + 1, o, r);
   }
   prog.finish();

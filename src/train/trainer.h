@@ -31,12 +31,12 @@ struct TrainerOptions {
   int batch = 64, micro_batch = 4;
   uint64_t seed = 0;
   bool recompute = false;
-  int64_t eval_every = 0;      // > 0: eval loss every N steps (and always before and after)
-  int64_t eval_samples = 64;   // eval on the first N eval samples
-  std::string checkpoint;      // checkpoint file (.safetensors); empty: none
+  int64_t eval_every = 0;     // > 0: eval loss every N steps (and always before and after)
+  int64_t eval_samples = 64;  // eval on the first N eval samples
+  std::string checkpoint;     // checkpoint file (.safetensors); empty: none
   int64_t checkpoint_every = 0;
-  bool resume = false;         // continue from `checkpoint` if it exists
-  int64_t stop_after = -1;     // stop after this many steps of this run (an "interruption", for tests)
+  bool resume = false;      // continue from `checkpoint` if it exists
+  int64_t stop_after = -1;  // stop after this many steps of this run (an "interruption", for tests)
   // Distillation: the student learns the teacher's logits (KL, temperature kd_temp) instead of CE.
   const Model* teacher = nullptr;
   float kd_temp = 1.f;
@@ -47,8 +47,8 @@ struct TrainerOptions {
 
 struct TrainResult {
   int64_t total_steps = 0, start_step = 0, steps_done = 0;
-  std::vector<double> losses;                        // per optimizer step (from step 0 when resumed)
-  std::vector<std::pair<int64_t, double>> evals;     // (step, eval loss)
+  std::vector<double> losses;                     // per optimizer step (from step 0 when resumed)
+  std::vector<std::pair<int64_t, double>> evals;  // (step, eval loss)
   double tokens_per_s = 0;
   int64_t tokens = 0;
 };

@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/sampling.h"
-#include "model/forward.h"
 #include "eval/perplexity.h"
+#include "model/forward.h"
 #include "model/model_io.h"
 #include "ops/ops.h"
 #include "prune/prune.h"
@@ -56,7 +56,8 @@ const Fixture& fixture() {
     so.seqlen = 256;
     so.seed = 0;
     f.calib = sample_calibration(load_corpus(testing::shared_path("data/tinystories/calib.txt")), *m.tokenizer, so);
-    f.eval = tokenize_text(*m.tokenizer, load_corpus(testing::shared_path("data/tinystories/eval.txt")).documents[0], true);
+    f.eval =
+        tokenize_text(*m.tokenizer, load_corpus(testing::shared_path("data/tinystories/eval.txt")).documents[0], true);
     f.dense_ppl = perplexity(m, f.eval, 256);
     return f;
   }();
@@ -123,10 +124,16 @@ TEST(PruneStories, PrunedGgufLoadsWithIdenticalWeights) {
 TEST(PruneStories, CliWritesModelReportAndProvenance) {
   SEC_REQUIRE_SHARED(kModel);
   testing::TempDir dir;
-  auto r = testing::run_cli({"prune", testing::shared_path(kModel), "--tokenizer", testing::shared_path(kTok), "-o",
-                             dir.file("out.gguf"), "--method", "wanda", "--nm", "4:8", "--calib",
-                             testing::shared_path("data/tinystories/calib.txt"), "--nsamples", "16", "--seqlen", "128",
-                             "--skip", "down_proj", "--report", dir.file("report.json")});
+  auto r = testing::run_cli({"prune",       testing::shared_path(kModel),
+                             "--tokenizer", testing::shared_path(kTok),
+                             "-o",          dir.file("out.gguf"),
+                             "--method",    "wanda",
+                             "--nm",        "4:8",
+                             "--calib",     testing::shared_path("data/tinystories/calib.txt"),
+                             "--nsamples",  "16",
+                             "--seqlen",    "128",
+                             "--skip",      "down_proj",
+                             "--report",    dir.file("report.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << r.out;
   nlohmann::json j;
@@ -143,8 +150,12 @@ TEST(PruneStories, CliWritesModelReportAndProvenance) {
   EXPECT_EQ(back.config.provenance["calib_sha256"], j["calibration"]["sha256"]);
   EXPECT_EQ(back.config.provenance["source_sha256"].size(), 64u);
   // Bad inputs: no calibration for wanda, unknown method.
-  EXPECT_NE(testing::run_cli({"prune", testing::shared_path(kModel), "-o", dir.file("x.gguf"), "--method", "wanda"}).exit_code, 0);
-  EXPECT_NE(testing::run_cli({"prune", testing::shared_path(kModel), "-o", dir.file("x.gguf"), "--method", "nope"}).exit_code, 0);
+  EXPECT_NE(testing::run_cli({"prune", testing::shared_path(kModel), "-o", dir.file("x.gguf"), "--method", "wanda"})
+                .exit_code,
+            0);
+  EXPECT_NE(
+      testing::run_cli({"prune", testing::shared_path(kModel), "-o", dir.file("x.gguf"), "--method", "nope"}).exit_code,
+      0);
 }
 
 TEST(PruneStories, CliMagnitudeNeedsNoCalibrationData) {

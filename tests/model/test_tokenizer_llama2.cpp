@@ -74,7 +74,8 @@ std::vector<int> naive_spm_encode(const sec::Tokenizer& t, const std::string& te
 
 // Ids of `lines` from the sentencepiece oracle (tokenizer.model, or a SentencePiece-style
 // tokenizer.json turned into an equivalent model); empty with a skip message if unavailable.
-std::vector<std::vector<int>> oracle_ids(const std::string& tokenizer, const std::vector<std::string>& lines, std::string* skip) {
+std::vector<std::vector<int>> oracle_ids(const std::string& tokenizer, const std::vector<std::string>& lines,
+                                         std::string* skip) {
   sec::testing::TempDir dir;
   {
     std::ofstream f(dir.file("lines.txt"), std::ios::binary);
@@ -104,11 +105,14 @@ void expect_same_as_oracle(const sec::Tokenizer& tok, const std::vector<std::str
   for (size_t i = 0; i < lines.size() && i < want.size(); i++) {
     std::vector<int> got = tok.encode(lines[i], false);
     tokens += got.size();
-    if (got != want[i] && ++mismatches <= 5) ADD_FAILURE() << what << ": line " << i << " differs from sentencepiece: '" << lines[i] << "'";
-    if (tok.decode(got) != lines[i] && ++mismatches <= 5) ADD_FAILURE() << what << ": line " << i << " does not round-trip";
+    if (got != want[i] && ++mismatches <= 5)
+      ADD_FAILURE() << what << ": line " << i << " differs from sentencepiece: '" << lines[i] << "'";
+    if (tok.decode(got) != lines[i] && ++mismatches <= 5)
+      ADD_FAILURE() << what << ": line " << i << " does not round-trip";
   }
   EXPECT_EQ(mismatches, 0u) << what;
-  std::printf("[ info ] %s: %zu lines, %zu tokens, %zu differences from sentencepiece\n", what, lines.size(), tokens, mismatches);
+  std::printf("[ info ] %s: %zu lines, %zu tokens, %zu differences from sentencepiece\n", what, lines.size(), tokens,
+              mismatches);
 }
 
 // The Llama-2 tokenizer.model read directly and through tokenizer.json (written with merges
@@ -164,7 +168,8 @@ TEST(TokenizerLlama2, WholeWikiTextCount) {
   std::clock_t c0 = std::clock();
   std::vector<int> ids = tok.encode(text, false);
   double seconds = double(std::clock() - c0) / CLOCKS_PER_SEC;
-  std::printf("[ info ] %zu bytes -> %zu tokens in %.3f s CPU (%.1f MB/s)\n", text.size(), ids.size(), seconds, text.size() / seconds / 1e6);
+  std::printf("[ info ] %zu bytes -> %zu tokens in %.3f s CPU (%.1f MB/s)\n", text.size(), ids.size(), seconds,
+              text.size() / seconds / 1e6);
   EXPECT_EQ(ids.size(), 341468u);
   EXPECT_EQ(tok.encode(text, true).size(), 341469u);
   EXPECT_LT(seconds, 3.0);
@@ -175,11 +180,14 @@ TEST(TokenizerLlama2, CliCount) {
   SEC_REQUIRE_SHARED(kLlama2Model);
   SEC_REQUIRE_SHARED(kWiki);
   sec::testing::TempDir dir;
-  sec::write_tokenizer_json(sec::read_sentencepiece_model(sec::testing::shared_path(kLlama2Model)), dir.file("tokenizer.json"));
-  auto r = sec::testing::run_cli({"tokenize", "--tokenizer", dir.file("tokenizer.json"), "--count"}, sec::testing::shared_path(kWiki));
+  sec::write_tokenizer_json(sec::read_sentencepiece_model(sec::testing::shared_path(kLlama2Model)),
+                            dir.file("tokenizer.json"));
+  auto r = sec::testing::run_cli({"tokenize", "--tokenizer", dir.file("tokenizer.json"), "--count"},
+                                 sec::testing::shared_path(kWiki));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "341469\n");
-  r = sec::testing::run_cli({"tokenize", "--tokenizer", dir.file("tokenizer.json"), "--count", "--no-bos"}, sec::testing::shared_path(kWiki));
+  r = sec::testing::run_cli({"tokenize", "--tokenizer", dir.file("tokenizer.json"), "--count", "--no-bos"},
+                            sec::testing::shared_path(kWiki));
   EXPECT_EQ(r.out, "341468\n");
 }
 
@@ -233,9 +241,10 @@ TEST(TokenizerStories260K, Tok512MatchesTheBpeRule) {
   EXPECT_EQ(tok.piece(1), "<s>");
   EXPECT_EQ(tok.piece(3), "<0x00>");
   EXPECT_EQ(tok.piece(259), "\xE2\x96\x81t");  // "▁t"
-  for (const std::string s : {"Once upon a time, there was a little girl named Lily.",
-                              "She loved to play outside in the park.", "Lily's mom said, \"Lily, let's go to the park.\"",
-                              "  two  spaces\nand a newline", "caf\xC3\xA9 \xF0\x9F\x98\x80"}) {
+  for (const std::string s :
+       {"Once upon a time, there was a little girl named Lily.", "She loved to play outside in the park.",
+        "Lily's mom said, \"Lily, let's go to the park.\"", "  two  spaces\nand a newline",
+        "caf\xC3\xA9 \xF0\x9F\x98\x80"}) {
     std::vector<int> ids = tok.encode(s, true);
     EXPECT_EQ(ids[0], 1);
     EXPECT_EQ(std::vector<int>(ids.begin() + 1, ids.end()), naive_spm_encode(tok, s)) << s;

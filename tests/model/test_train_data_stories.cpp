@@ -17,8 +17,10 @@ TEST(TrainDataStories, AlpacaLossCoversOnlyTheResponseAndEos) {
   testing::TempDir dir;
   {
     std::ofstream f(dir.file("a.jsonl"));
-    f << R"({"instruction": "Tell a story.", "input": "", "output": "Lily saw a cat."})" << "\n"
-      << R"({"instruction": "Name a color.", "input": "A red ball", "output": "Red."})" << "\n";
+    f << R"({"instruction": "Tell a story.", "input": "", "output": "Lily saw a cat."})"
+      << "\n"
+      << R"({"instruction": "Name a color.", "input": "A red ball", "output": "Red."})"
+      << "\n";
   }
   const int seqlen = 160;
   auto samples = load_train_samples(tok, dir.file("a.jsonl"), DataFormat::Alpaca, seqlen);
@@ -50,7 +52,8 @@ TEST(TrainDataStories, AlpacaRecordWithoutOutputNamesTheFile) {
   SEC_REQUIRE_SHARED("models/stories260K/tok512.bin");
   Tokenizer tok = load_tokenizer(testing::shared_path("models/stories260K/tok512.bin"));
   testing::TempDir dir;
-  std::ofstream(dir.file("bad.jsonl")) << R"({"instruction": "Tell a story."})" << "\n";
+  std::ofstream(dir.file("bad.jsonl")) << R"({"instruction": "Tell a story."})"
+                                       << "\n";
   try {
     load_train_samples(tok, dir.file("bad.jsonl"), DataFormat::Alpaca, 64);
     FAIL() << "no error";

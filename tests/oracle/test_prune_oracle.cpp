@@ -60,7 +60,10 @@ void write_layer(const testing::TempDir& d, const Layer& l, nlohmann::json meta)
 
 TEST(PruneOracle, WandaMasksMatchReferenceAndDifferFromMagnitude) {
   SEC_REQUIRE_PYTHON_ORACLE();
-  struct Case { SparsityTarget t; uint64_t seed; };
+  struct Case {
+    SparsityTarget t;
+    uint64_t seed;
+  };
   std::vector<Case> cases = {{{0.5, 0, 0}, 1}, {{0.7, 0, 0}, 2}, {{0.5, 2, 4}, 3}, {{0.5, 4, 8}, 4}};
   for (const auto& c : cases) {
     Layer l = random_layer(40, 96, 300, c.seed, 0);
@@ -89,7 +92,12 @@ TEST(PruneOracle, WandaMasksMatchReferenceAndDifferFromMagnitude) {
 
 TEST(PruneOracle, SparseGptWeightsMatchReference) {
   SEC_REQUIRE_PYTHON_ORACLE();
-  struct Case { SparsityTarget t; int64_t rows, cols; int blocksize; uint64_t seed; };
+  struct Case {
+    SparsityTarget t;
+    int64_t rows, cols;
+    int blocksize;
+    uint64_t seed;
+  };
   std::vector<Case> cases = {
       {{0.5, 0, 0}, 48, 256, 128, 11},  // two full blocks
       {{0.6, 0, 0}, 40, 200, 64, 12},   // partial last block
@@ -104,8 +112,8 @@ TEST(PruneOracle, SparseGptWeightsMatchReference) {
     o.blocksize = c.blocksize;
     sparsegpt_prune(w.data(), l.rows, l.cols, tap.stats(TensorKind::Q).xtx.f32(), c.t, o);
     testing::TempDir d;
-    write_layer(d, l, {{"sparsity", c.t.ratio}, {"n", c.t.n}, {"m", c.t.m}, {"blocksize", c.blocksize},
-                       {"percdamp", 0.01}});
+    write_layer(d, l,
+                {{"sparsity", c.t.ratio}, {"n", c.t.n}, {"m", c.t.m}, {"blocksize", c.blocksize}, {"percdamp", 0.01}});
     auto r = testing::run_python("prune_ref.py", {"sparsegpt", d.path()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto ref = testing::read_f32(d.file("W_sparsegpt.f32"));
@@ -125,8 +133,10 @@ TEST(PruneOracle, SparseGptWeightsMatchReference) {
       int64_t j = (7 + 13 * i) % l.cols;
       for (int64_t row = 0; row < l.rows; row++) EXPECT_EQ(w[row * l.cols + j], 0.f);
     }
-    if (c.t.is_nm()) EXPECT_TRUE(satisfies_nm(w.data(), l.rows, l.cols, c.t.n, c.t.m));
-    else EXPECT_GE(zeros, prune_count(c.t.ratio, l.rows * l.cols) - l.rows);  // floor per block
+    if (c.t.is_nm())
+      EXPECT_TRUE(satisfies_nm(w.data(), l.rows, l.cols, c.t.n, c.t.m));
+    else
+      EXPECT_GE(zeros, prune_count(c.t.ratio, l.rows * l.cols) - l.rows);  // floor per block
   }
 }
 
@@ -166,7 +176,8 @@ TEST(PruneOracle, OwlAllocationMatchesReference) {
   testing::TempDir d;
   testing::write_f32(d.file("W.f32"), Wall);
   testing::write_f32(d.file("norms.f32"), Nall);
-  std::ofstream(d.file("meta.json")) << nlohmann::json{{"blocks", blocks}, {"M", 5.0}, {"lambda", 0.08}, {"sparsity", 0.7}}.dump();
+  std::ofstream(d.file("meta.json"))
+      << nlohmann::json{{"blocks", blocks}, {"M", 5.0}, {"lambda", 0.08}, {"sparsity", 0.7}}.dump();
   auto r = testing::run_python("prune_ref.py", {"owl", d.path()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json ref;

@@ -1,7 +1,5 @@
 #include "testing/testing.h"
 
-#include "core/random.h"
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "core/random.h"
 
 namespace sec::testing {
 
@@ -39,8 +39,10 @@ TempDir::~TempDir() {
 std::string shell_quote(const std::string& s) {
   std::string r = "'";
   for (char c : s) {
-    if (c == '\'') r += "'\\''";
-    else r += c;
+    if (c == '\'')
+      r += "'\\''";
+    else
+      r += c;
   }
   return r + "'";
 }
@@ -80,7 +82,8 @@ bool python_oracle_available() {
 }
 
 CommandResult run_python(const std::string& script, const std::vector<std::string>& args) {
-  std::string cmd = std::string(SECATEUR_PYTHON) + " " + shell_quote(std::string(SECATEUR_SOURCE_DIR) + "/tools/reference/" + script);
+  std::string cmd =
+      std::string(SECATEUR_PYTHON) + " " + shell_quote(std::string(SECATEUR_SOURCE_DIR) + "/tools/reference/" + script);
   for (const auto& a : args) cmd += " " + shell_quote(a);
   return run_command(cmd);
 }

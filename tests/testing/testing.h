@@ -55,15 +55,15 @@ std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed);
 
 }  // namespace sec::testing
 
-#define SEC_REQUIRE_SHARED(rel)                                                              \
-  do {                                                                                       \
-    if (!::sec::testing::shared_available(rel))                                              \
-      GTEST_SKIP() << "shared resource " << ::sec::testing::shared_path(rel)                 \
+#define SEC_REQUIRE_SHARED(rel)                                                                 \
+  do {                                                                                          \
+    if (!::sec::testing::shared_available(rel))                                                 \
+      GTEST_SKIP() << "shared resource " << ::sec::testing::shared_path(rel)                    \
                    << " is absent (set SECATEUR_SHARED to the shared folder to run this test)"; \
   } while (0)
 
-#define SEC_REQUIRE_PYTHON_ORACLE()                                                          \
-  do {                                                                                       \
-    if (!::sec::testing::python_oracle_available())                                          \
+#define SEC_REQUIRE_PYTHON_ORACLE()                                                                            \
+  do {                                                                                                         \
+    if (!::sec::testing::python_oracle_available())                                                            \
       GTEST_SKIP() << "python3 with torch/numpy (" SECATEUR_PYTHON ") is not available; run scripts/setup.sh"; \
   } while (0)

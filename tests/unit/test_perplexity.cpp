@@ -81,7 +81,6 @@ Config tiny_config() {
   return c;
 }
 
-
 // The mean NLL over exactly the positions each protocol documents, computed directly.
 double direct_mean_nll(const Model& m, const std::vector<int32_t>& s, PplProtocol p, int64_t T, int64_t windows) {
   const int64_t V = m.config.vocab_size;

@@ -33,8 +33,10 @@ TEST(PruneMasks, NMEveryGroupHasExactlyNPruned) {
         for (int j = 0; j < m; j++) {
           size_t i = size_t(r * 64 + g + j);
           cnt += mask[i];
-          if (mask[i]) max_pruned = std::max(max_pruned, s[i]);
-          else min_kept = std::min(min_kept, s[i]);
+          if (mask[i])
+            max_pruned = std::max(max_pruned, s[i]);
+          else
+            min_kept = std::min(min_kept, s[i]);
         }
         EXPECT_EQ(cnt, n);
         EXPECT_LE(max_pruned, min_kept);  // the pruned ones are the lowest
@@ -197,8 +199,10 @@ TEST(PruneModel, ReportedSparsityEqualsMeasured) {
       Model m = init_random_model(tiny_config(), 3, 0.3f, 0.1f);
       PruneOptions o;
       o.method = method;
-      if (nm) o.target = parse_nm("2:4");
-      else o.target.ratio = 0.5;
+      if (nm)
+        o.target = parse_nm("2:4");
+      else
+        o.target.ratio = 0.5;
       o.skip_regex = "layers\\.2\\.mlp\\.down_proj";
       PruneReport r = prune_model(m, o, &s);
       EXPECT_EQ(r.layers.size(), 3u * 7 - 1);

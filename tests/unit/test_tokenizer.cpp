@@ -43,8 +43,16 @@ sec::TokenizerData spm_data(const std::vector<std::pair<std::string, float>>& pi
 const std::string S = "\xE2\x96\x81";  // ▁
 
 sec::Tokenizer small_spm(bool byte_tokens = true) {
-  return sec::Tokenizer(spm_data({{S, -100}, {"a", -101}, {"b", -102}, {"c", -103}, {"ab", -1}, {"bc", -2},
-                                  {S + "a", -3}, {S + "ab", -4}, {"abc", -5}, {"ba", -1}},
+  return sec::Tokenizer(spm_data({{S, -100},
+                                  {"a", -101},
+                                  {"b", -102},
+                                  {"c", -103},
+                                  {"ab", -1},
+                                  {"bc", -2},
+                                  {S + "a", -3},
+                                  {S + "ab", -4},
+                                  {"abc", -5},
+                                  {"ba", -1}},
                                  byte_tokens));
 }
 
@@ -104,9 +112,10 @@ TEST(Tokenizer, SentencePieceSpacesNewlinesAndEmpty) {
 
 TEST(Tokenizer, SentencePieceRoundTrip) {
   auto t = small_spm();
-  for (const std::string& s : std::vector<std::string>{"", " ", "  ", "a", " a", "a ", "  a  b  ", "abc bca cab", "\n", "\n\n a\n",
-                               "tab\there", "caf\xC3\xA9 na\xC3\xAFve \xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x98\x80!",
-                               "a\r\nb", std::string("nul\0byte", 8)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", " ", "  ", "a", " a", "a ", "  a  b  ", "abc bca cab", "\n", "\n\n a\n",
+                                "tab\there", "caf\xC3\xA9 na\xC3\xAFve \xE6\x97\xA5\xE6\x9C\xAC", "\xF0\x9F\x98\x80!",
+                                "a\r\nb", std::string("nul\0byte", 8)}) {
     EXPECT_EQ(t.decode(t.encode(s, false)), s) << "'" << s << "'";
     EXPECT_EQ(t.decode(t.encode(s, true)), s) << "'" << s << "' with BOS";
   }
@@ -158,8 +167,10 @@ std::string gpt2_char(int b) {  // GPT-2's printable alphabet, as the tokenizer 
   bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
   unsigned cp = printable ? unsigned(b) : 256u + unsigned(n);
   std::string r;
-  if (cp < 0x80) r += char(cp);
-  else r += char(0xC0 | (cp >> 6)), r += char(0x80 | (cp & 0x3F));
+  if (cp < 0x80)
+    r += char(cp);
+  else
+    r += char(0xC0 | (cp >> 6)), r += char(0x80 | (cp & 0x3F));
   return r;
 }
 
@@ -167,7 +178,8 @@ std::string gpt2_char(int b) {  // GPT-2's printable alphabet, as the tokenizer 
 std::string write_byte_level_json(const sec::testing::TempDir& dir, const std::string& pre) {
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
   for (int b = 0; b < 256; b++) vocab[gpt2_char(b)] = b;
-  std::vector<std::string> merges = {"Ġ t", "h e", "Ġt he", "' s", "' S", "1 2", "12 3", "! !", "!! !", "Ġ c", "Ġc a", "Ġca t"};
+  std::vector<std::string> merges = {"Ġ t",  "h e", "Ġt he", "' s", "' S",  "1 2",
+                                     "12 3", "! !", "!! !",  "Ġ c", "Ġc a", "Ġca t"};
   int next = 256;
   for (const auto& m : merges) {
     std::string joined = m.substr(0, m.find(' ')) + m.substr(m.find(' ') + 1);
@@ -180,14 +192,16 @@ std::string write_byte_level_json(const sec::testing::TempDir& dir, const std::s
   if (pre == "gpt2") {
     j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
   } else {
-    j["pre_tokenizer"] = {{"type", "Sequence"},
-                          {"pretokenizers",
-                           {{{"type", "Split"}, {"pattern", {{"Regex", sec::pre_tokenizer_pattern("llama3")}}}, {"behavior", "Isolated"}},
-                            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+    j["pre_tokenizer"] = {
+        {"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", sec::pre_tokenizer_pattern("llama3")}}}, {"behavior", "Isolated"}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   }
   j["post_processor"] = {{"type", "TemplateProcessing"},
-                         {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                                     {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+                         {"single",
+                          {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
   j["decoder"] = {{"type", "ByteLevel"}};
   j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}};
   std::string path = dir.file(pre + ".json");
@@ -251,8 +265,17 @@ TEST(Tokenizer, ByteLevelWriteReadRoundTrip) {
 
 TEST(Tokenizer, SentencePieceWriteReadGivesIdenticalIds) {
   sec::testing::TempDir dir;
-  auto d = spm_data({{S, -100}, {"a", -101}, {"b", -102}, {"c", -103}, {"ab", -1}, {"bc", -2},
-                     {S + "a", -3}, {S + "ab", -4}, {"abc", -5}, {"ca", -6}, {S + "c", -7}});
+  auto d = spm_data({{S, -100},
+                     {"a", -101},
+                     {"b", -102},
+                     {"c", -103},
+                     {"ab", -1},
+                     {"bc", -2},
+                     {S + "a", -3},
+                     {S + "ab", -4},
+                     {"abc", -5},
+                     {"ca", -6},
+                     {S + "c", -7}});
   sec::Tokenizer a(d);
   sec::write_tokenizer_json(d, dir.file("tokenizer.json"));
   auto rd = sec::read_tokenizer_json(dir.file("tokenizer.json"));
@@ -289,7 +312,7 @@ TEST(Tokenizer, Llama2cTokenizerBin) {
     return dir.file("tok.bin");
   };
   std::vector<std::pair<std::string, float>> toks = {{"<unk>", 0}, {"\n<s>\n", 0}, {"\n</s>\n", 0}, {"<0x0A>", 0},
-                                                     {" a", -1},   {"a", -2},       {" ", -3}};
+                                                     {" a", -1},   {"a", -2},      {" ", -3}};
   auto d = sec::read_llama2c_tokenizer(write(toks));
   EXPECT_EQ(d.tokens, (P{"<unk>", "<s>", "</s>", "<0x0A>", S + "a", "a", S}));
   EXPECT_EQ(d.types[3], TokenType::Byte);
@@ -326,7 +349,8 @@ TEST(Tokenizer, TokenizerJsonErrorsNameTheFile) {
   expect_error("{\"model\": ", "not valid JSON");
   expect_error("[1, 2]", "no \"model\"");
   expect_error(R"({"model": {"type": "Unigram", "vocab": []}})", "unsupported tokenizer model type 'Unigram'");
-  expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": [], "byte_fallback": true}})", "no token with id 1");
+  expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": [], "byte_fallback": true}})",
+               "no token with id 1");
   expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"], "byte_fallback": true}})",
                "not in the vocabulary");
   EXPECT_THROW(sec::read_tokenizer_json(dir.file("missing.json")), sec::Error);
