@@ -9,6 +9,7 @@
 #include "core/threads.h"
 #include "model/forward.h"
 #include "model/init.h"
+#include "tinyllama_shapes.h"
 
 int main(int argc, char** argv) {
   int layers = 4, B = 4, T = 512, repeat = 3;
@@ -25,12 +26,7 @@ int main(int argc, char** argv) {
       repeat = v;
   }
   sec::set_num_threads(0);
-  sec::Config c;
-  c.dim = 2048;
-  c.vocab_size = 32000;
-  c.head_dim = 64;
-  c.max_seq_len = 2048;
-  c.blocks.assign(layers, sec::BlockDims{32, 4, 5632});
+  sec::Config c = tinyllama_shaped_config(layers);
   sec::Model m = sec::init_random_model(c, 0);
   std::vector<int32_t> tokens(size_t(B) * T);
   for (size_t i = 0; i < tokens.size(); i++) tokens[i] = int32_t(i * 7919 % 32000);

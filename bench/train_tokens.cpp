@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "model/init.h"
 #include "model/train_forward.h"
+#include "tinyllama_shapes.h"
 #include "train/optimizer.h"
 
 int main(int argc, char** argv) {
@@ -29,12 +30,7 @@ int main(int argc, char** argv) {
       recompute = v;
   }
   sec::set_num_threads(0);
-  sec::Config c;
-  c.dim = 2048;
-  c.vocab_size = 32000;
-  c.head_dim = 64;
-  c.max_seq_len = 2048;
-  c.blocks.assign(layers, sec::BlockDims{32, 4, 5632});
+  sec::Config c = tinyllama_shaped_config(layers);
   sec::Model m = sec::init_random_model(c, 0);
   sec::Batch batch;
   batch.B = B;
