@@ -75,6 +75,24 @@ void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float*
     }
 }
 
+void linear_forward(float* out, const float* inp, const Tensor& weight, const float* bias, int64_t N) {
+  SEC_ASSERT(weight.ndim() == 2);
+  switch (weight.dtype()) {
+    case DType::F32:
+      matmul_forward(out, inp, weight.f32(), bias, N, weight.dim(1), weight.dim(0));
+      return;
+    default:
+      fail("linear_forward: weights stored as ", dtype_name(weight.dtype()), " are not supported");
+  }
+}
+
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const Tensor& weight, int64_t N) {
+  SEC_ASSERT(weight.ndim() == 2);
+  SEC_CHECK(weight.dtype() == DType::F32, "training needs f32 weights, not ", dtype_name(weight.dtype()));
+  matmul_backward(dinp, dweight, dbias, dout, inp, weight.f32(), N, weight.dim(1), weight.dim(0));
+}
+
 void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C) {
   for (int64_t n = 0; n < N; n++) std::memcpy(out + n * C, table + int64_t(tokens[n]) * C, size_t(C) * 4);
 }

@@ -5,13 +5,23 @@
 #pragma once
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace sec {
 
 // Below this many elements an OpenMP parallel region costs more than it saves (token-by-token
 // decoding of small models is all such calls).
 constexpr int64_t kParallelMinWork = 1 << 15;
 
-// ---- linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------------
+// ---- the linear entry point: every product with a model weight goes through these two ----------
+// out (N, O) = inp (N, I) . W^T + bias (O), with [O, I] = weight.shape(). Dispatches on how the
+// weight is stored, so a storage format or an ISA-specific kernel plugs in here and nowhere else.
+void linear_forward(float* out, const float* inp, const Tensor& weight, const float* bias, int64_t N);
+// Gradients of linear_forward (f32 weights only): dinp (N, I) +=, dweight (O, I) +=, dbias (O) +=.
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const Tensor& weight, int64_t N);
+
+// ---- raw f32 linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
                     int64_t O);
 void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
