@@ -43,17 +43,6 @@ std::vector<float> InputStats::col_norms() const {
   return n;
 }
 
-static int64_t input_width(const Config& c, int layer, TapPoint p) {
-  switch (p) {
-    case TapPoint::AttnHeads:
-      return c.q_dim(layer);
-    case TapPoint::MlpHidden:
-      return c.blocks[layer].ffn_dim;
-    default:
-      return c.dim;
-  }
-}
-
 LinearStatsTap::LinearStatsTap(const Config& c, int layer, StatsRequest req,
                                std::function<bool(const std::string&)> include)
     : layer_(layer), req_(req) {
@@ -61,8 +50,8 @@ LinearStatsTap::LinearStatsTap(const Config& c, int layer, StatsRequest req,
     std::string name = tensor_name_hf(k, layer);
     if (include && !include(name)) continue;
     TapPoint p = input_tap_of(k);
-    int64_t cols = input_width(c, layer, p);
-    if (cols == 0) continue;  // a pruned-away attention or MLP has no input to observe
+    if (!tensor_present(c, k, layer)) continue;  // a block without heads or MLP has nothing to observe
+    const int64_t cols = tensor_shape(c, k, layer)[1];
     auto& s = by_point_[p];
     if (!s) {
       s = std::make_shared<InputStats>();
@@ -76,8 +65,10 @@ LinearStatsTap::LinearStatsTap(const Config& c, int layer, StatsRequest req,
 
 bool LinearStatsTap::wants(TapPoint point, int layer) const { return layer == layer_ && by_point_.count(point); }
 
-void LinearStatsTap::observe(TapPoint point, int layer, const float* x, int64_t rows, int64_t cols) {
+void LinearStatsTap::observe(TapPoint point, int layer, const TapData& d) {
   if (!wants(point, layer)) return;
+  const float* x = d.data;
+  const int64_t rows = d.rows(), cols = d.cols;
   InputStats& s = *by_point_.at(point);
   SEC_ASSERT(cols == s.cols);
   s.rows += rows;
@@ -127,9 +118,7 @@ namespace {
 struct StatisticsOnlyTap : Tap {
   explicit StatisticsOnlyTap(Tap* inner) : inner(inner) {}
   bool wants(TapPoint p, int layer) const override { return inner->wants(p, layer); }
-  void observe(TapPoint p, int layer, const float* d, int64_t rows, int64_t cols) override {
-    inner->observe(p, layer, d, rows, cols);
-  }
+  void observe(TapPoint p, int layer, const TapData& d) override { inner->observe(p, layer, d); }
   bool needs_block_output() const override { return false; }
   Tap* inner;
 };
@@ -137,7 +126,7 @@ struct StatisticsOnlyTap : Tap {
 
 LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMethod& method,
                               const LayerwiseOptions& opts) {
-  const int64_t C = m.config.dim, N = samples.nsamples * samples.seqlen;
+  const int64_t C = m.config.embed_dim(), N = samples.nsamples * samples.seqlen;
   std::vector<float> hidden(size_t(N * C));
   embed_tokens(m, samples.tokens.data(), N, hidden.data());
   return run_layerwise_hidden(m, hidden, samples.nsamples, samples.seqlen, method, opts, 0);
@@ -145,34 +134,33 @@ LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMe
 
 LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64_t nsamples, int64_t seqlen,
                                      LayerwiseMethod& method, const LayerwiseOptions& opts, int first_layer) {
-  const int64_t C = m.config.dim;
-  SEC_ASSERT(int64_t(hidden.size()) == nsamples * seqlen * C);
   const int64_t batch = std::max<int64_t>(1, std::min(opts.batch, nsamples));
-  std::vector<float> work(hidden.size());  // the second activation buffer
-  ForwardScratch scratch;
+  std::vector<float> work;  // the second activation buffer
+  BlockActs acts;
   LayerwiseResult res;
   const int L = m.config.n_layers();
-  // Runs block l on `buf` (in place) in batches of samples.
-  auto run_block = [&](int l, std::vector<float>& buf, Tap* tap) {
+  // Runs block l from `in` to `out` in batches of samples.
+  auto run_block = [&](int l, const std::vector<float>& in, std::vector<float>& out, Tap* tap) {
+    const int64_t Cin = m.config.block_in(l), Cout = m.config.block_out(l);
+    SEC_ASSERT(int64_t(in.size()) == nsamples * seqlen * Cin);
+    out.resize(size_t(nsamples * seqlen * Cout));
+    BlockPass pass;
+    pass.tap = tap;
     for (int64_t s0 = 0; s0 < nsamples; s0 += batch) {
-      int64_t b = std::min(batch, nsamples - s0);
-      block_forward(m, l, buf.data() + s0 * seqlen * C, b, seqlen, tap, nullptr, &scratch);
+      const int64_t b = std::min(batch, nsamples - s0);
+      block_forward(m, l, in.data() + s0 * seqlen * Cin, out.data() + s0 * seqlen * Cout, b, seqlen, acts, pass);
     }
   };
   Progress progress(opts.label, L - first_layer, "blocks");
   for (int l = first_layer; l < L; l++) {
     auto t0 = std::chrono::steady_clock::now();
-    std::memcpy(work.data(), hidden.data(), hidden.size() * 4);
     Tap* tap = method.begin_block(m, l);
     StatisticsOnlyTap stats_only(tap);
     // Statistics of the unchanged block; when the method leaves the block as it is, this pass's
-    // outputs in `work` are the next block's inputs, else they are recomputed below.
-    if (tap) run_block(l, work, method.changes_model() ? &stats_only : tap);
+    // outputs are the next block's inputs, else they are recomputed below.
+    if (tap) run_block(l, hidden, work, method.changes_model() ? &stats_only : tap);
     method.end_block(m, l);
-    if (method.changes_model() || !tap) {
-      std::memcpy(work.data(), hidden.data(), hidden.size() * 4);
-      run_block(l, work, nullptr);  // outputs of the changed block
-    }
+    if (method.changes_model() || !tap) run_block(l, hidden, work, nullptr);  // outputs of the changed block
     hidden.swap(work);
     res.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     progress.update(l - first_layer + 1);

@@ -2,14 +2,15 @@
 // that pruning methods read.
 //
 // run_layerwise(): embed every calibration sample once, keep the hidden states entering the
-// current block in one buffer (nsamples x seqlen x C floats), and for each block l:
+// current block in one buffer (nsamples x seqlen x Cin floats), and for each block l:
 //   1. statistics pass: run block l on a copy of the cached inputs with the method's Tap
 //      (the block is unchanged, so every linear of the block sees the block's dense inputs);
 //   2. the method changes block l (prunes, rotates, slices ...);
 //   3. output pass: run the CHANGED block on the cached inputs; its outputs become block l+1's
 //      inputs. Block l therefore sees inputs produced by the already-pruned blocks 0..l-1.
 // Memory: two activation buffers of nsamples*seqlen*C floats plus one block's statistics and the
-// forward scratch of one batch; never all blocks' activations.
+// forward scratch of one batch; never all blocks' activations. A method may change the block's
+// widths (SliceGPT): the output pass then produces the changed block's output width.
 //
 // Methods plug in through LayerwiseMethod; LinearStatsTap is the reusable statistics collector:
 // per input column sum of x^2 (Wanda's ||X_j||^2, llama.cpp's imatrix) and X^T X (SparseGPT's H/2,
@@ -56,7 +57,7 @@ class LinearStatsTap : public Tap {
   // (all of them when include is empty).
   LinearStatsTap(const Config& c, int layer, StatsRequest req, std::function<bool(const std::string&)> include = {});
   bool wants(TapPoint point, int layer) const override;
-  void observe(TapPoint point, int layer, const float* data, int64_t rows, int64_t cols) override;
+  void observe(TapPoint point, int layer, const TapData& d) override;
   void finish();  // completes X^T X (BLAS accumulates one triangle)
   bool has(const std::string& name) const { return by_name_.count(name) > 0; }
   const InputStats& stats(const std::string& canonical_name) const;  // asserts has()
@@ -94,8 +95,8 @@ struct LayerwiseResult {
 // Runs the driver on tokenized calibration samples.
 LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMethod& method,
                               const LayerwiseOptions& opts = {});
-// Same, starting from given hidden states (nsamples, seqlen, C) entering block `first_layer`
-// (benchmarks use random ones). `hidden` is overwritten with the last block's outputs.
+// Same, starting from given hidden states (nsamples, seqlen, Cin) entering block `first_layer`
+// (benchmarks use random ones). `hidden` is replaced by the last block's outputs.
 LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64_t nsamples, int64_t seqlen,
                                      LayerwiseMethod& method, const LayerwiseOptions& opts = {}, int first_layer = 0);
 

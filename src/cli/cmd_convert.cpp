@@ -23,7 +23,7 @@ void run_convert(const ConvertArgs& a) {
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   Model m = load_model(a.in, lo);
-  log_info("loaded ", a.in, " (", m.source.format, ", ", m.config.n_layers(), " blocks, ", m.config.n_params(),
+  log_info("loaded ", a.in, " (", m.source.format, ", ", m.config.n_layers(), " blocks, ", param_count(m.config),
            " parameters", m.tokenizer ? "" : ", no tokenizer", ")");
   m.config.provenance.emplace("source_sha256", m.source.sha256);
   m.config.provenance.emplace("source_format", m.source.format);

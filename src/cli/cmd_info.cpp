@@ -74,7 +74,7 @@ void run_info(const InfoArgs& a) {
     for (const auto& b : c.blocks)
       blocks.push_back({{"n_heads", b.n_heads}, {"n_kv_heads", b.n_kv_heads}, {"ffn_dim", b.ffn_dim}});
     j["blocks"] = blocks;
-    j["n_params"] = c.n_params();
+    j["n_params"] = param_count(c);
     j["file_dtype"] = dtype_name(m.source.file_dtype);
     j["tokenizer"] = {{"kind", tok_kind}, {"vocab_size", m.tokenizer ? m.tokenizer->vocab_size() : 0}};
     j["sha256"] = m.source.sha256;
@@ -95,7 +95,7 @@ void run_info(const InfoArgs& a) {
               c.rope_scaling.type.empty()
                   ? ""
                   : cat("   rope scaling ", c.rope_scaling.type, " x", c.rope_scaling.factor).c_str());
-  std::printf("parameters    %lld (%.2f M)\n", (long long)c.n_params(), c.n_params() / 1e6);
+  std::printf("parameters    %lld (%.2f M)\n", (long long)param_count(c), param_count(c) / 1e6);
   std::printf("blocks        %d%s\n", c.n_layers(), c.uniform_blocks() ? " (all alike)" : "");
   std::printf("  %-10s %8s %8s %8s\n", "block", "heads", "kv_heads", "ffn");
   for (const auto& r : block_runs(c)) {

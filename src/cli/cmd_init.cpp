@@ -31,7 +31,7 @@ void run_init(const InitArgs& a) {
   c.provenance["method"] = "init";
   c.provenance["seed"] = std::to_string(a.seed);
   c.provenance["init_std"] = cat(a.std);
-  log_info("initialising ", c.n_layers(), " blocks, ", c.n_params(), " parameters (seed ", a.seed, ")");
+  log_info("initialising ", c.n_layers(), " blocks, ", param_count(c), " parameters (seed ", a.seed, ")");
   Model m = init_random_model(c, a.seed, a.std);
   save_model(m, a.out, so);
   log_info("wrote ", a.out, " (", model_format_name(so.format), ", ", dtype_name(so.dtype), ", no tokenizer)");

@@ -12,13 +12,6 @@
 
 namespace sec {
 
-int64_t linear_param_count(const Config& c) {
-  int64_t n = int64_t(c.vocab_size) * c.dim;  // LM head (tied or not, it is a matmul per token)
-  for (int l = 0; l < c.n_layers(); l++)
-    n += int64_t(c.dim) * (2 * c.q_dim(l) + 2 * c.kv_dim(l) + 3 * int64_t(c.blocks[l].ffn_dim));
-  return n;
-}
-
 double flops_per_token(const Config& c, int64_t ctx) {
   double attn = 0;
   for (int l = 0; l < c.n_layers(); l++) attn += double(c.blocks[l].n_heads) * c.head_dim;
@@ -61,7 +54,7 @@ BenchResult run_bench(const Model& m, const BenchOptions& opts) {
   r.prefill_tokens_per_second = r.prefill_seconds > 0 ? double(P) / r.prefill_seconds : 0;
   r.decode_tokens_per_second = r.decode_seconds > 0 && G > 0 ? double(G) / r.decode_seconds : 0;
   r.peak_rss_bytes = peak_rss_bytes();
-  r.params = c.n_params();
+  r.params = param_count(c);
   r.linear_params = linear_param_count(c);
   for_each_tensor(c, m.weights, [&](const TensorRef& t) { r.weight_bytes += int64_t(t.tensor.nbytes()); });
   r.file_weight_bytes = r.params * int64_t(dtype_size(m.source.file_dtype));

@@ -33,8 +33,7 @@ struct BenchResult {
   double flops_per_token_linear = 0;  // 2 * linear_params (context-independent part)
 };
 
-// Linear parameters as defined above, and FLOPs per token at a context of ctx positions.
-int64_t linear_param_count(const Config& c);
+// FLOPs per token at a context of ctx positions (linear_param_count from model/weights.h).
 double flops_per_token(const Config& c, int64_t ctx);
 int64_t peak_rss_bytes();
 

@@ -62,15 +62,6 @@ int32_t model_bos_id(const Model& m) {
 
 namespace {
 
-// Hidden states (B*T, C) after the last block, for B windows of T tokens.
-std::vector<float> run_blocks(const Model& m, const std::vector<int32_t>& tokens, int64_t B, int64_t T) {
-  std::vector<float> x(size_t(B * T * m.config.dim));
-  embed_tokens(m, tokens.data(), B * T, x.data());
-  ForwardScratch scratch;
-  for (int l = 0; l < m.config.n_layers(); l++) block_forward(m, l, x.data(), B, T, nullptr, nullptr, &scratch);
-  return x;
-}
-
 struct RowLogSoftmax {
   double lse;  // log sum exp of the row
   int64_t argmax;
@@ -154,14 +145,14 @@ PplResult evaluate_perplexity(const Model& model, const std::vector<int32_t>& st
     const int64_t B = std::min(opts.batch, win.windows - w0);
     std::vector<int32_t> tokens(size_t(B * T));
     for (int64_t b = 0; b < B; b++) win.window_tokens(stream, w0 + b, tokens.data() + b * T);
-    std::vector<float> xq = run_blocks(model, tokens, B, T);
-    std::vector<float> xp = reference ? run_blocks(*reference, tokens, B, T) : std::vector<float>{};
+    std::vector<float> xq = final_hidden(model, tokens.data(), B, T);
+    std::vector<float> xp = reference ? final_hidden(*reference, tokens.data(), B, T) : std::vector<float>{};
     // The LM head only for the scored rows, one window at a time (bounded memory for large V):
     // row r of a window's scored block is position first_target-1+r, predicting position first_target+r.
     for (int64_t b = 0; b < B; b++) {
       const int64_t row0 = b * T + win.first_target - 1;
-      head_forward(model, xq.data() + row0 * model.config.dim, S, q_logits.data());
-      if (reference) head_forward(*reference, xp.data() + row0 * reference->config.dim, S, p_logits.data());
+      head_forward(model, xq.data() + row0 * model.config.final_dim(), S, q_logits.data());
+      if (reference) head_forward(*reference, xp.data() + row0 * reference->config.final_dim(), S, p_logits.data());
       // Targets are the stream's own tokens (never the BOS written over position 0).
       const int64_t base = (w0 + b) * T + win.first_target;
       for (int64_t r = 0; r < S; r++) targets[size_t(r)] = stream[size_t(base + r)];

@@ -41,7 +41,7 @@ ReportJson model_record(const Model& m) {
   }
   return ReportJson{
       {"path", m.source.path},     {"format", m.source.format}, {"file_dtype", dtype_name(m.source.file_dtype)},
-      {"sha256", m.source.sha256}, {"params", c.n_params()},    {"config", cfg}};
+      {"sha256", m.source.sha256}, {"params", param_count(c)},  {"config", cfg}};
 }
 
 std::string utc_timestamp() {

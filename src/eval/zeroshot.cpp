@@ -133,7 +133,7 @@ std::vector<double> continuation_loglikelihoods(const Model& m, const std::vecto
                                                 int64_t max_len, bool progress) {
   SEC_CHECK(batch >= 1, "--batch must be at least 1 (got ", batch, ")");
   SEC_CHECK(max_len >= 2, "maximum context length ", max_len, " is too short");
-  const int64_t C = m.config.dim, V = m.config.vocab_size;
+  const int64_t C = m.config.final_dim(), V = m.config.vocab_size;
   // The model input is (context + continuation)[-(max_len+1):][:-1]; its last n_cont positions'
   // logits predict the continuation tokens.
   struct Req {
@@ -162,7 +162,6 @@ std::vector<double> continuation_loglikelihoods(const Model& m, const std::vecto
   std::unique_ptr<Progress> prog;
   if (progress) prog = std::make_unique<Progress>("zero-shot", total_tokens, "tok");
   int64_t done = 0;
-  ForwardScratch scratch;
   for (size_t i0 = 0; i0 < order.size(); i0 += size_t(batch)) {
     const size_t B = std::min(size_t(batch), order.size() - i0);
     const int64_t T = int64_t(rs[order[i0]].input.size());
@@ -176,10 +175,7 @@ std::vector<double> continuation_loglikelihoods(const Model& m, const std::vecto
       std::fill(tokens.begin() + int64_t(b) * T + int64_t(in.size()), tokens.begin() + int64_t(b + 1) * T, in.back());
       R += int64_t(rs[order[i0 + b]].cont->size());
     }
-    std::vector<float> x(B * size_t(T * C));
-    embed_tokens(m, tokens.data(), int64_t(B) * T, x.data());
-    for (int l = 0; l < m.config.n_layers(); l++)
-      block_forward(m, l, x.data(), int64_t(B), T, nullptr, nullptr, &scratch);
+    const std::vector<float> x = final_hidden(m, tokens.data(), int64_t(B), T);
     // Gather only the rows whose logits are needed, then one LM-head matmul for them.
     std::vector<float> rows(size_t(R * C));
     std::vector<int32_t> targets(static_cast<size_t>(R));

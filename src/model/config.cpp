@@ -12,14 +12,10 @@ bool Config::uniform_blocks() const {
   return true;
 }
 
-int64_t Config::n_params() const {
-  int64_t n = int64_t(vocab_size) * dim * (tied_embeddings ? 1 : 2) + dim;
-  for (int l = 0; l < n_layers(); l++) {
-    int64_t q = q_dim(l), kv = kv_dim(l), f = blocks[l].ffn_dim;
-    n += 2 * dim + q * dim * 2 + kv * dim * 2 + 3 * f * dim;
-    if (attn_bias) n += q + 2 * kv;
-  }
-  return n;
+bool Config::has_shortcuts() const {
+  for (const auto& b : blocks)
+    if (b.attn_shortcut || b.mlp_shortcut) return true;
+  return false;
 }
 
 void Config::validate() const {
@@ -36,6 +32,20 @@ void Config::validate() const {
     SEC_CHECK(b.n_kv_heads == 0 || b.n_heads % b.n_kv_heads == 0, "config: block ", l, ": n_heads (", b.n_heads,
               ") is not a multiple of n_kv_heads (", b.n_kv_heads, ")");
   }
+  SEC_CHECK(resid_dims.empty() || int(resid_dims.size()) == n_resid_points(), "config: resid_dims lists ",
+            resid_dims.size(), " widths, the residual stream of ", n_layers(), " blocks has ", n_resid_points(),
+            " points");
+  for (size_t p = 0; p < resid_dims.size(); p++)
+    SEC_CHECK(resid_dims[p] > 0, "config: residual width at point ", p, " is ", resid_dims[p]);
+  for (int l = 0; l < n_layers(); l++) {
+    SEC_CHECK(blocks[l].attn_shortcut || block_in(l) == block_mid(l), "config: block ", l,
+              " changes the residual width (", block_in(l), " -> ", block_mid(l),
+              ") in its attention without a shortcut matrix");
+    SEC_CHECK(blocks[l].mlp_shortcut || block_mid(l) == block_out(l), "config: block ", l,
+              " changes the residual width (", block_mid(l), " -> ", block_out(l),
+              ") in its MLP without a shortcut matrix");
+  }
+  SEC_CHECK(norm_mean_dim >= 0, "config: norm_mean_dim must not be negative");
   SEC_CHECK(rope_scaling.type.empty() || rope_scaling.type == "linear" || rope_scaling.type == "llama3",
             "config: unsupported rope_scaling type '", rope_scaling.type, "' (supported: linear, llama3)");
 }

@@ -1,5 +1,12 @@
 // Architecture hyper-parameters of a Llama-family decoder. Head count, KV-head count and FFN size
 // are stored per block because structured pruning makes them differ between blocks.
+//
+// The residual stream: block l reads the stream at point 2l (its input), its attention writes
+// point 2l+1 (the middle) and its MLP point 2l+2 (its output = block l+1's input); the embedding
+// writes point 0 and the final norm reads point 2L. A plain model has width `dim` at every point
+// and adds each sub-layer's output to the stream in place. After a rotation (SliceGPT) a sub-layer
+// may carry a shortcut matrix instead: point 2l+1 = x_2l . S_attn^T + attn(x_2l), and widths may
+// differ between points (resid_dims).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -17,19 +24,25 @@ struct RopeScaling {
 };
 
 struct BlockDims {
-  int n_heads = 0;
-  int n_kv_heads = 0;
-  int ffn_dim = 0;
+  int n_heads = 0;             // 0: the block has no attention (and no attention tensors)
+  int n_kv_heads = 0;          // 0 exactly when n_heads is 0
+  int ffn_dim = 0;             // 0: the block has no MLP (and no MLP tensors)
+  bool attn_shortcut = false;  // the attention's residual goes through a (mid, in) matrix
+  bool mlp_shortcut = false;   // the MLP's residual goes through an (out, mid) matrix
   bool operator==(const BlockDims&) const = default;
 };
 
 struct Config {
   std::string architecture = "llama";  // "llama" (also TinyLlama, Mistral, SmolLM) or "qwen2"
-  int dim = 0;                         // hidden size C
+  int dim = 0;                         // hidden size C (the residual width when resid_dims is empty)
   int vocab_size = 0;                  // V
   int head_dim = 0;                    // per-head size (same for q, k, v)
   int max_seq_len = 2048;
   std::vector<BlockDims> blocks;  // one per transformer block
+  std::vector<int> resid_dims;    // widths at the residual points 0..2L; empty: `dim` everywhere
+  // RMSNorm divides the sum of squares by this width instead of its own (0: its own). A sliced
+  // model keeps the original width here, so slicing does not rescale the normalised values.
+  int norm_mean_dim = 0;
   float norm_eps = 1e-5f;
   float rope_theta = 10000.f;
   RopeScaling rope_scaling;
@@ -43,9 +56,19 @@ struct Config {
   int n_layers() const { return int(blocks.size()); }
   int q_dim(int layer) const { return blocks[layer].n_heads * head_dim; }
   int kv_dim(int layer) const { return blocks[layer].n_kv_heads * head_dim; }
-  bool uniform_blocks() const;  // every block has the same dims
-  int64_t n_params() const;     // distinct parameters (tied head counted once)
-  void validate() const;        // throws Error describing the first inconsistency
+  int n_resid_points() const { return 2 * n_layers() + 1; }
+  int resid_width(int point) const { return resid_dims.empty() ? dim : resid_dims[size_t(point)]; }
+  int block_in(int layer) const { return resid_width(2 * layer); }
+  int block_mid(int layer) const { return resid_width(2 * layer + 1); }
+  int block_out(int layer) const { return resid_width(2 * layer + 2); }
+  int embed_dim() const { return resid_width(0); }                     // the embedding's width
+  int final_dim() const { return resid_width(n_resid_points() - 1); }  // the final norm's and head's
+  bool has_shortcuts() const;                                          // some block carries a shortcut matrix
+  bool uniform_blocks() const;                                         // every block has the same dims
+  // A plain Llama/Qwen2 in every runtime's sense: one width everywhere, no shortcut matrices, no
+  // norm divisor (per-block head/FFN counts may still differ).
+  bool plain_residual() const { return resid_dims.empty() && !has_shortcuts() && norm_mean_dim == 0; }
+  void validate() const;  // throws Error describing the first inconsistency
 };
 
 // The RoPE inverse frequencies (head_dim/2 of them), with rope_scaling applied.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/forward.h"
 #include "model/model.h"
 #include "model/weights.h"
 
@@ -26,19 +27,6 @@ struct Batch {
   int64_t n_targets() const;     // positions with a target >= 0
   // Next-token batch from B windows of T+1 tokens each: tokens = w[0..T), targets = w[1..T].
   static Batch from_windows(const std::vector<int32_t>& windows, int64_t B, int64_t T);
-};
-
-// A trainable extra term on a block linear layer: out += delta(inp). LoRA adapters implement it
-// (train/lora.h); the model layer only knows this interface.
-struct LinearDelta {
-  virtual ~LinearDelta() = default;
-  virtual bool applies(TensorKind kind, int layer) const = 0;
-  // out (N, O) += delta(inp (N, I)). May keep what its backward needs (called again, identically,
-  // when a block is recomputed).
-  virtual void forward(TensorKind kind, int layer, float* out, const float* inp, int64_t N, int64_t I, int64_t O) = 0;
-  // dinp (N, I) += d(delta)/d(inp)^T dout; accumulates the delta's own parameter gradients.
-  virtual void backward(TensorKind kind, int layer, float* dinp, const float* dout, const float* inp, int64_t N,
-                        int64_t I, int64_t O) = 0;
 };
 
 enum class HiddenLoss { None, Cosine, Mse };
@@ -73,18 +61,14 @@ struct LossValue {
   int64_t count = 0;  // positions with a target
 };
 
-// Forward keeping activations, then backward. Gradients ACCUMULATE (+=) into `grads` (Weights shaped
-// like the model's, e.g. from allocate_weights; tied embeddings: the head's gradient goes to
-// grads->embed). grads == nullptr: base weights are frozen, only `delta` gets gradients.
+// Forward keeping activations, then backward (block_forward / block_backward of model/forward.h). Gradients ACCUMULATE
+// (+=) into `grads` (Weights shaped like the model's, e.g. from allocate_weights; tied embeddings: the head's gradient
+// goes to grads->embed). grads == nullptr: base weights are frozen, only `delta` gets gradients.
 LossValue forward_backward(const Model& m, const Batch& batch, const LossSpec& loss, Weights* grads,
                            LinearDelta* delta = nullptr, const TrainOptions& opts = {});
 
 // The same loss without backward (evaluation).
 LossValue forward_loss(const Model& m, const Batch& batch, const LossSpec& loss, LinearDelta* delta = nullptr);
-
-// Logits (B, T, V) of the model with an optional delta (e.g. a LoRA adapter, not merged).
-Tensor forward_logits(const Model& m, const std::vector<int32_t>& tokens, int64_t B, int64_t T,
-                      LinearDelta* delta = nullptr);
 
 // d(mean CE over the batch's targets)/d(param) for every tensor (a fresh Weights-shaped set).
 Weights compute_gradients(const Model& m, const Batch& batch, const TrainOptions& opts = {});

@@ -6,33 +6,52 @@
 
 namespace sec {
 
+const char* axis_name(Axis a) {
+  switch (a) {
+    case Axis::Vocab:
+      return "vocab";
+    case Axis::ResidIn:
+      return "resid_in";
+    case Axis::ResidMid:
+      return "resid_mid";
+    case Axis::ResidOut:
+      return "resid_out";
+    case Axis::QHeads:
+      return "q_heads";
+    case Axis::KVHeads:
+      return "kv_heads";
+    case Axis::Ffn:
+      return "ffn";
+  }
+  return "?";
+}
+
 const std::vector<TensorNameRule>& tensor_name_rules() {
+  using A = Axis;
+  using S = SubLayer;
+  using R = Requires;
+  // clang-format off
   static const std::vector<TensorNameRule> rules = {
-      {TensorKind::Embed, "model.embed_tokens.weight", "token_embd.weight", RopeRows::None, false, ""},
-      {TensorKind::AttnNorm, "model.layers.{L}.input_layernorm.weight", "blk.{L}.attn_norm.weight", RopeRows::None,
-       false, ""},
-      {TensorKind::Q, "model.layers.{L}.self_attn.q_proj.weight", "blk.{L}.attn_q.weight", RopeRows::QueryHeads, true,
-       "q"},
-      {TensorKind::K, "model.layers.{L}.self_attn.k_proj.weight", "blk.{L}.attn_k.weight", RopeRows::KVHeads, true,
-       "k"},
-      {TensorKind::V, "model.layers.{L}.self_attn.v_proj.weight", "blk.{L}.attn_v.weight", RopeRows::None, true, "v"},
-      {TensorKind::QBias, "model.layers.{L}.self_attn.q_proj.bias", "blk.{L}.attn_q.bias", RopeRows::QueryHeads, false,
-       ""},
-      {TensorKind::KBias, "model.layers.{L}.self_attn.k_proj.bias", "blk.{L}.attn_k.bias", RopeRows::KVHeads, false,
-       ""},
-      {TensorKind::VBias, "model.layers.{L}.self_attn.v_proj.bias", "blk.{L}.attn_v.bias", RopeRows::None, false, ""},
-      {TensorKind::O, "model.layers.{L}.self_attn.o_proj.weight", "blk.{L}.attn_output.weight", RopeRows::None, true,
-       "o"},
-      {TensorKind::FfnNorm, "model.layers.{L}.post_attention_layernorm.weight", "blk.{L}.ffn_norm.weight",
-       RopeRows::None, false, ""},
-      {TensorKind::Gate, "model.layers.{L}.mlp.gate_proj.weight", "blk.{L}.ffn_gate.weight", RopeRows::None, true,
-       "gate"},
-      {TensorKind::Up, "model.layers.{L}.mlp.up_proj.weight", "blk.{L}.ffn_up.weight", RopeRows::None, true, "up"},
-      {TensorKind::Down, "model.layers.{L}.mlp.down_proj.weight", "blk.{L}.ffn_down.weight", RopeRows::None, true,
-       "down"},
-      {TensorKind::FinalNorm, "model.norm.weight", "output_norm.weight", RopeRows::None, false, ""},
-      {TensorKind::LmHead, "lm_head.weight", "output.weight", RopeRows::None, false, ""},
+    // kind                    hf name                                          gguf name                     block  sub         requires         axes                    rope rows             linear short
+    {TensorKind::Embed,        "model.embed_tokens.weight",                     "token_embd.weight",          false, S::None,      R::Nothing,      {A::Vocab, A::ResidIn},  RopeRows::None,       false, ""},
+    {TensorKind::AttnNorm,     "model.layers.{L}.input_layernorm.weight",       "blk.{L}.attn_norm.weight",   true,  S::Attention, R::Nothing,      {A::ResidIn},            RopeRows::None,       false, ""},
+    {TensorKind::Q,            "model.layers.{L}.self_attn.q_proj.weight",      "blk.{L}.attn_q.weight",      true,  S::Attention, R::Nothing,      {A::QHeads, A::ResidIn}, RopeRows::QueryHeads, true,  "q"},
+    {TensorKind::K,            "model.layers.{L}.self_attn.k_proj.weight",      "blk.{L}.attn_k.weight",      true,  S::Attention, R::Nothing,      {A::KVHeads, A::ResidIn},RopeRows::KVHeads,    true,  "k"},
+    {TensorKind::V,            "model.layers.{L}.self_attn.v_proj.weight",      "blk.{L}.attn_v.weight",      true,  S::Attention, R::Nothing,      {A::KVHeads, A::ResidIn},RopeRows::None,       true,  "v"},
+    {TensorKind::QBias,        "model.layers.{L}.self_attn.q_proj.bias",        "blk.{L}.attn_q.bias",        true,  S::Attention, R::AttnBias,     {A::QHeads},             RopeRows::QueryHeads, false, ""},
+    {TensorKind::KBias,        "model.layers.{L}.self_attn.k_proj.bias",        "blk.{L}.attn_k.bias",        true,  S::Attention, R::AttnBias,     {A::KVHeads},            RopeRows::KVHeads,    false, ""},
+    {TensorKind::VBias,        "model.layers.{L}.self_attn.v_proj.bias",        "blk.{L}.attn_v.bias",        true,  S::Attention, R::AttnBias,     {A::KVHeads},            RopeRows::None,       false, ""},
+    {TensorKind::O,            "model.layers.{L}.self_attn.o_proj.weight",      "blk.{L}.attn_output.weight", true,  S::Attention, R::Nothing,      {A::ResidMid, A::QHeads},RopeRows::None,       true,  "o"},
+    {TensorKind::AttnShortcut, "model.layers.{L}.attn_shortcut.weight",         "blk.{L}.attn_shortcut.weight", true, S::None,     R::AttnShortcut, {A::ResidMid, A::ResidIn}, RopeRows::None,     false, ""},
+    {TensorKind::FfnNorm,      "model.layers.{L}.post_attention_layernorm.weight", "blk.{L}.ffn_norm.weight", true,  S::Mlp,       R::Nothing,      {A::ResidMid},           RopeRows::None,       false, ""},
+    {TensorKind::Gate,         "model.layers.{L}.mlp.gate_proj.weight",         "blk.{L}.ffn_gate.weight",    true,  S::Mlp,       R::Nothing,      {A::Ffn, A::ResidMid},   RopeRows::None,       true,  "gate"},
+    {TensorKind::Up,           "model.layers.{L}.mlp.up_proj.weight",           "blk.{L}.ffn_up.weight",      true,  S::Mlp,       R::Nothing,      {A::Ffn, A::ResidMid},   RopeRows::None,       true,  "up"},
+    {TensorKind::Down,         "model.layers.{L}.mlp.down_proj.weight",         "blk.{L}.ffn_down.weight",    true,  S::Mlp,       R::Nothing,      {A::ResidOut, A::Ffn},   RopeRows::None,       true,  "down"},
+    {TensorKind::MlpShortcut,  "model.layers.{L}.mlp_shortcut.weight",          "blk.{L}.ffn_shortcut.weight", true, S::None,      R::MlpShortcut,  {A::ResidOut, A::ResidMid}, RopeRows::None,    false, ""},
+    {TensorKind::FinalNorm,    "model.norm.weight",                             "output_norm.weight",         false, S::None,      R::Nothing,      {A::ResidOut},           RopeRows::None,       false, ""},
+    {TensorKind::LmHead,       "lm_head.weight",                                "output.weight",              false, S::None,      R::UntiedHead,   {A::Vocab, A::ResidOut}, RopeRows::None,       false, ""},
   };
+  // clang-format on
   return rules;
 }
 
@@ -56,46 +75,159 @@ static std::string fill_layer(const char* pattern, int layer) {
 std::string tensor_name_hf(TensorKind kind, int layer) { return fill_layer(tensor_rule(kind).hf, layer); }
 std::string tensor_name_gguf(TensorKind kind, int layer) { return fill_layer(tensor_rule(kind).gguf, layer); }
 
-namespace {
-template <class W, class Ref, class Fn>
-void visit(const Config& c, W& w, Fn&& fn) {
-  auto emit = [&](TensorKind kind, int layer, auto& t, Shape shape) {
-    Ref r{tensor_name_hf(kind, layer), kind, layer, t, std::move(shape)};
-    fn(r);
-  };
-  const int64_t C = c.dim, V = c.vocab_size;
-  emit(TensorKind::Embed, -1, w.embed, Shape{V, C});
-  SEC_ASSERT(int(w.blocks.size()) == c.n_layers());
-  for (int l = 0; l < c.n_layers(); l++) {
-    auto& b = w.blocks[l];
-    const int64_t q = c.q_dim(l), kv = c.kv_dim(l), f = c.blocks[l].ffn_dim;
-    emit(TensorKind::AttnNorm, l, b.attn_norm, Shape{C});
-    emit(TensorKind::Q, l, b.wq, Shape{q, C});
-    emit(TensorKind::K, l, b.wk, Shape{kv, C});
-    emit(TensorKind::V, l, b.wv, Shape{kv, C});
-    if (c.attn_bias) {
-      emit(TensorKind::QBias, l, b.bq, Shape{q});
-      emit(TensorKind::KBias, l, b.bk, Shape{kv});
-      emit(TensorKind::VBias, l, b.bv, Shape{kv});
-    }
-    emit(TensorKind::O, l, b.wo, Shape{C, q});
-    emit(TensorKind::FfnNorm, l, b.ffn_norm, Shape{C});
-    emit(TensorKind::Gate, l, b.w_gate, Shape{f, C});
-    emit(TensorKind::Up, l, b.w_up, Shape{f, C});
-    emit(TensorKind::Down, l, b.w_down, Shape{C, f});
+int resid_point(const Config& c, Axis a, int layer) {
+  const int last = c.n_resid_points() - 1;
+  switch (a) {
+    case Axis::ResidIn:
+      return layer < 0 ? 0 : 2 * layer;
+    case Axis::ResidMid:
+      SEC_ASSERT(layer >= 0);
+      return 2 * layer + 1;
+    case Axis::ResidOut:
+      return layer < 0 ? last : 2 * layer + 2;
+    default:
+      return -1;
   }
-  emit(TensorKind::FinalNorm, -1, w.final_norm, Shape{C});
-  if (!c.tied_embeddings) emit(TensorKind::LmHead, -1, w.lm_head, Shape{V, C});
 }
-}  // namespace
+
+int64_t axis_size(const Config& c, Axis a, int layer) {
+  switch (a) {
+    case Axis::Vocab:
+      return c.vocab_size;
+    case Axis::QHeads:
+      return int64_t(c.blocks[size_t(layer)].n_heads) * c.head_dim;
+    case Axis::KVHeads:
+      return int64_t(c.blocks[size_t(layer)].n_kv_heads) * c.head_dim;
+    case Axis::Ffn:
+      return c.blocks[size_t(layer)].ffn_dim;
+    default:
+      return c.resid_width(resid_point(c, a, layer));
+  }
+}
+
+bool tensor_present(const Config& c, TensorKind kind, int layer) {
+  const TensorNameRule& r = tensor_rule(kind);
+  SEC_ASSERT(r.per_block == (layer >= 0));
+  if (r.per_block) {
+    const BlockDims& b = c.blocks[size_t(layer)];
+    if (r.sub == SubLayer::Attention && b.n_heads == 0) return false;
+    if (r.sub == SubLayer::Mlp && b.ffn_dim == 0) return false;
+  }
+  switch (r.requires_) {
+    case Requires::Nothing:
+      return true;
+    case Requires::AttnBias:
+      return c.attn_bias;
+    case Requires::UntiedHead:
+      return !c.tied_embeddings;
+    case Requires::AttnShortcut:
+      return c.blocks[size_t(layer)].attn_shortcut;
+    case Requires::MlpShortcut:
+      return c.blocks[size_t(layer)].mlp_shortcut;
+  }
+  return true;
+}
+
+Shape tensor_shape(const Config& c, TensorKind kind, int layer) {
+  Shape s;
+  for (Axis a : tensor_rule(kind).axes) s.push_back(axis_size(c, a, layer));
+  return s;
+}
+
+Tensor& weight_tensor(Weights& w, TensorKind kind, int layer) {
+  if (!tensor_rule(kind).per_block) {
+    switch (kind) {
+      case TensorKind::Embed:
+        return w.embed;
+      case TensorKind::FinalNorm:
+        return w.final_norm;
+      case TensorKind::LmHead:
+        return w.lm_head;
+      default:
+        SEC_ASSERT(false);
+    }
+  }
+  SEC_ASSERT(layer >= 0 && layer < int(w.blocks.size()));
+  BlockWeights& b = w.blocks[size_t(layer)];
+  switch (kind) {
+    case TensorKind::AttnNorm:
+      return b.attn_norm;
+    case TensorKind::Q:
+      return b.wq;
+    case TensorKind::K:
+      return b.wk;
+    case TensorKind::V:
+      return b.wv;
+    case TensorKind::O:
+      return b.wo;
+    case TensorKind::QBias:
+      return b.bq;
+    case TensorKind::KBias:
+      return b.bk;
+    case TensorKind::VBias:
+      return b.bv;
+    case TensorKind::AttnShortcut:
+      return b.attn_shortcut;
+    case TensorKind::FfnNorm:
+      return b.ffn_norm;
+    case TensorKind::Gate:
+      return b.w_gate;
+    case TensorKind::Up:
+      return b.w_up;
+    case TensorKind::Down:
+      return b.w_down;
+    case TensorKind::MlpShortcut:
+      return b.mlp_shortcut;
+    default:
+      SEC_ASSERT(false);
+  }
+  return b.wq;
+}
+
+const Tensor& weight_tensor(const Weights& w, TensorKind kind, int layer) {
+  return weight_tensor(const_cast<Weights&>(w), kind, layer);
+}
 
 void for_each_tensor(const Config& c, Weights& w, const std::function<void(TensorRef&)>& fn) {
-  visit<Weights, TensorRef>(c, w, fn);
+  SEC_ASSERT(int(w.blocks.size()) == c.n_layers());
+  auto visit = [&](const TensorNameRule& r, int layer) {
+    if (!tensor_present(c, r.kind, layer)) return;
+    TensorRef ref{tensor_name_hf(r.kind, layer), r.kind, layer, weight_tensor(w, r.kind, layer),
+                  tensor_shape(c, r.kind, layer)};
+    fn(ref);
+  };
+  const auto& rules = tensor_name_rules();
+  for (const auto& r : rules)
+    if (!r.per_block && r.kind == TensorKind::Embed) visit(r, -1);
+  for (int l = 0; l < c.n_layers(); l++)
+    for (const auto& r : rules)
+      if (r.per_block) visit(r, l);
+  for (const auto& r : rules)
+    if (!r.per_block && r.kind != TensorKind::Embed) visit(r, -1);
 }
 
 void for_each_tensor(const Config& c, const Weights& w, const std::function<void(const TensorRef&)>& fn) {
   // TensorRef holds a non-const reference; the callback only receives it as const.
-  visit<Weights, TensorRef>(c, const_cast<Weights&>(w), fn);
+  for_each_tensor(c, const_cast<Weights&>(w), [&](TensorRef& r) { fn(r); });
+}
+
+int64_t param_count(const Config& c) {
+  int64_t n = 0;
+  Weights none;
+  none.blocks.resize(size_t(c.n_layers()));
+  for_each_tensor(c, none, [&](TensorRef& r) { n += shape_numel(r.shape); });
+  return n;
+}
+
+int64_t linear_param_count(const Config& c) {
+  int64_t n = int64_t(c.vocab_size) * c.final_dim();  // the LM head, tied or not
+  Weights none;
+  none.blocks.resize(size_t(c.n_layers()));
+  for_each_tensor(c, none, [&](TensorRef& r) {
+    if (tensor_rule(r.kind).is_linear || r.kind == TensorKind::AttnShortcut || r.kind == TensorKind::MlpShortcut)
+      n += shape_numel(r.shape);
+  });
+  return n;
 }
 
 Weights allocate_weights(const Config& c) {

@@ -34,13 +34,13 @@ void masked_softmax_row(float* row, int64_t valid, int64_t len) {
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
   SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0 && pos0 + T <= S_cap);
-  const int64_t S = pos0 + T, group = Hq / Hkv;
+  const int64_t S = pos0 + T;
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t chunk = 128;
   std::vector<float> scratch(att ? 0 : size_t(std::min(chunk, T) * S));
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < Hq; h++) {
-      const int64_t kh = h / group;
+      const int64_t kh = kv_head_of(h, Hq, Hkv);
       const float* kb = k + (b * S_cap * Hkv + kh) * hd;
       const float* vb = v + (b * S_cap * Hkv + kh) * hd;
       for (int64_t t0 = 0; t0 < T; t0 += chunk) {
@@ -60,12 +60,12 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
 
 void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                            int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
-  const int64_t S = pos0 + T, group = Hq / Hkv;
+  const int64_t S = pos0 + T;
   std::vector<double> p(static_cast<size_t>(S));
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t < T; t++)
       for (int64_t h = 0; h < Hq; h++) {
-        const int64_t kh = h / group, valid = pos0 + t + 1;
+        const int64_t kh = kv_head_of(h, Hq, Hkv), valid = pos0 + t + 1;
         const float* qv = q + ((b * T + t) * Hq + h) * hd;
         double mx = -1e300, sum = 0;
         for (int64_t s = 0; s < valid; s++) {
@@ -95,13 +95,13 @@ void attention_forward_ref(float* out, float* att, const float* q, const float* 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
                         const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd) {
   SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0);
-  const int64_t group = Hq / Hkv, ldq = Hq * hd, ldk = Hkv * hd;
+  const int64_t ldq = Hq * hd, ldk = Hkv * hd;
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t chunk = 128;
   std::vector<float> dp(size_t(std::min(chunk, T) * T));
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < Hq; h++) {
-      const int64_t kh = h / group;
+      const int64_t kh = kv_head_of(h, Hq, Hkv);
       const float* kb = k + (b * T * Hkv + kh) * hd;
       const float* vb = v + (b * T * Hkv + kh) * hd;
       float* dkb = dk + (b * T * Hkv + kh) * hd;
@@ -140,13 +140,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 
 void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,
                             const float* k, const float* v, int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t hd) {
-  const int64_t group = Hq / Hkv;
   const double scale = 1.0 / std::sqrt(double(hd));
   std::vector<double> dp(static_cast<size_t>(T));
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < Hq; h++)
       for (int64_t t = 0; t < T; t++) {
-        const int64_t kh = h / group;
+        const int64_t kh = kv_head_of(h, Hq, Hkv);
         const float* p = att + ((b * Hq + h) * T + t) * T;
         const float* dO = dout + ((b * T + t) * Hq + h) * hd;
         double dot = 0;

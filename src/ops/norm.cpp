@@ -5,7 +5,9 @@
 
 namespace sec {
 
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps,
+                     int64_t mean_dim) {
+  const double D = double(mean_dim > 0 ? mean_dim : C);
 #pragma omp parallel for if (N * C > kParallelMinWork)
   for (int64_t n = 0; n < N; n++) {
     const float* x = inp + n * C;
@@ -13,7 +15,7 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
     double ss = 0;  // accumulate in double: hidden states can be large
 #pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < C; i++) ss += double(x[i]) * x[i];
-    float r = float(1.0 / std::sqrt(ss / double(C) + eps));
+    float r = float(1.0 / std::sqrt(ss / D + eps));
 #pragma omp simd
     for (int64_t i = 0; i < C; i++) y[i] = x[i] * r * weight[i];
     if (rstd) rstd[n] = r;
@@ -21,20 +23,22 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 }
 
 void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
-                         float eps) {
+                         float eps, int64_t mean_dim) {
+  const double D = double(mean_dim > 0 ? mean_dim : C);
   for (int64_t n = 0; n < N; n++) {
     double ss = 0;
     for (int64_t i = 0; i < C; i++) ss += double(inp[n * C + i]) * inp[n * C + i];
-    double r = 1.0 / std::sqrt(ss / double(C) + eps);
+    double r = 1.0 / std::sqrt(ss / D + eps);
     for (int64_t i = 0; i < C; i++) out[n * C + i] = float(inp[n * C + i] * r * weight[i]);
     if (rstd) rstd[n] = float(r);
   }
 }
 
-// y_i = x_i r w_i, r = (mean(x^2) + eps)^-1/2:
-//   dw_i += dy_i x_i r;   dx_i += r w_i dy_i - x_i r^3 / C * sum_j dy_j w_j x_j
+// y_i = x_i r w_i, r = (sum(x^2) / D + eps)^-1/2 (D = mean_dim, or C):
+//   dw_i += dy_i x_i r;   dx_i += r w_i dy_i - x_i r^3 / D * sum_j dy_j w_j x_j
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                      const float* rstd, int64_t N, int64_t C) {
+                      const float* rstd, int64_t N, int64_t C, int64_t mean_dim) {
+  const double D = double(mean_dim > 0 ? mean_dim : C);
 #pragma omp parallel for
   for (int64_t n = 0; n < N; n++) {
     const float* x = inp + n * C;
@@ -44,7 +48,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
     double dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t i = 0; i < C; i++) dot += double(dy[i]) * weight[i] * x[i];
-    const float k = float(dot * double(r) * r * r / double(C));
+    const float k = float(dot * double(r) * r * r / D);
 #pragma omp simd
     for (int64_t i = 0; i < C; i++) dx[i] += r * weight[i] * dy[i] - x[i] * k;
   }
@@ -60,12 +64,13 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
 }
 
 void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                          const float* rstd, int64_t N, int64_t C) {
+                          const float* rstd, int64_t N, int64_t C, int64_t mean_dim) {
+  const double D = double(mean_dim > 0 ? mean_dim : C);
   for (int64_t n = 0; n < N; n++) {
     double r = rstd[n], dot = 0;
     for (int64_t i = 0; i < C; i++) dot += double(dout[n * C + i]) * weight[i] * inp[n * C + i];
     for (int64_t i = 0; i < C; i++) {
-      dinp[n * C + i] += float(r * weight[i] * dout[n * C + i] - inp[n * C + i] * r * r * r * dot / double(C));
+      dinp[n * C + i] += float(r * weight[i] * dout[n * C + i] - inp[n * C + i] * r * r * r * dot / D);
       if (dweight) dweight[i] += float(double(dout[n * C + i]) * inp[n * C + i] * r);
     }
   }

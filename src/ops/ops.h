@@ -39,15 +39,17 @@ void embedding_forward(float* out, const int32_t* tokens, const float* table, in
 void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C);
 void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C);
 
-// ---- RMSNorm: out = inp / sqrt(mean(inp^2) + eps) * weight; rstd (N) saved if not null ---------
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+// ---- RMSNorm: out = inp / sqrt(sum(inp^2) / D + eps) * weight; rstd (N) saved if not null --------
+// D = mean_dim, or C when mean_dim <= 0 (the usual mean; a sliced model keeps its original width).
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps,
+                     int64_t mean_dim = 0);
 void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
-                         float eps);
+                         float eps, int64_t mean_dim = 0);
 // From the forward's saved rstd (N): dinp (N, C) += ..., dweight (C) += sum_n dout * inp * rstd. dweight may be null.
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                      const float* rstd, int64_t N, int64_t C);
+                      const float* rstd, int64_t N, int64_t C, int64_t mean_dim = 0);
 void rmsnorm_backward_ref(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                          const float* rstd, int64_t N, int64_t C);
+                          const float* rstd, int64_t N, int64_t C, int64_t mean_dim = 0);
 
 // ---- RoPE, rotate-half layout, in place on x (B, T, H, hd) at positions pos0 + t ---------------
 // Pair (i, i + hd/2) of each head is rotated by angle (pos0 + t) * inv_freq[i], i < hd/2.
@@ -58,9 +60,13 @@ void rope_backward(float* dx, const float* inv_freq, int64_t B, int64_t T, int64
 void rope_backward_ref(float* dx, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0);
 
 // ---- causal attention with grouped-query heads ---------------------------------------------------
+// The KV head query head h reads: consecutive query heads share one KV head (HF's repeat_interleave).
+// The attention kernels and the dependency groups of structured pruning both use this mapping.
+inline int64_t kv_head_of(int64_t h, int64_t Hq, int64_t Hkv) { return h / (Hq / Hkv); }
+
 // q (B, T, Hq, hd) for absolute positions pos0..pos0+T-1; k, v (B, S_cap, Hkv, hd) hold keys/values
 // for positions 0..pos0+T-1 (S_cap >= pos0+T is the buffer's capacity). Query head h uses KV head
-// h / (Hq / Hkv). out (B, T, Hq, hd). att (B, Hq, T, pos0+T): the softmax probabilities, written
+// kv_head_of(h, Hq, Hkv). out (B, T, Hq, hd). att (B, Hq, T, pos0+T): the softmax probabilities, written
 // when not null (training keeps them for the backward pass). Scale 1/sqrt(hd).
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd);

@@ -81,9 +81,9 @@ TEST(RecoveryStories, LoraAfterWandaPruneLowersPerplexity) {
   // Merge: logits equal the adapter model's, pruned zeros stay zero.
   std::vector<int32_t> tokens;
   for (int i = 0; i < 2; i++) tokens.insert(tokens.end(), eval_data[i].tokens.begin(), eval_data[i].tokens.end());
-  Tensor adapter_logits = forward_logits(m, tokens, 2, 128, &lora);
+  Tensor adapter_logits = model_forward(m, tokens, 2, 128, &lora);
   lora.merge_into(m, false);
-  Tensor merged_logits = forward_logits(m, tokens, 2, 128, nullptr);
+  Tensor merged_logits = model_forward(m, tokens, 2, 128);
   // Relative to the logits' scale (stories260K logits reach ~20; f32 rounding of W + dW vs the
   // separate adapter path differs by a few ulps): max|merged - adapter| / max|adapter| <= 1e-5.
   float diff = testing::max_abs_diff(adapter_logits.f32(), merged_logits.f32(), size_t(merged_logits.numel()));

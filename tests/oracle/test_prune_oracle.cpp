@@ -43,8 +43,8 @@ LinearStatsTap stats_of(const Layer& l) {
   LinearStatsTap tap(c, 0, StatsRequest{true, true});
   // Feed the tokens in two chunks to exercise accumulation.
   int64_t half = l.tokens / 2;
-  tap.observe(TapPoint::AttnInput, 0, l.X.data(), half, l.cols);
-  tap.observe(TapPoint::AttnInput, 0, l.X.data() + half * l.cols, l.tokens - half, l.cols);
+  tap.observe(TapPoint::AttnInput, 0, TapData{l.X.data(), 1, half, l.cols});
+  tap.observe(TapPoint::AttnInput, 0, TapData{l.X.data() + half * l.cols, 1, l.tokens - half, l.cols});
   tap.finish();
   return tap;
 }

@@ -59,7 +59,7 @@ TEST(CliFormats, InitConvertInfo) {
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["n_layers"], 2);
   EXPECT_EQ(j["format"], "hf");
-  EXPECT_EQ(j["n_params"], m.config.n_params());
+  EXPECT_EQ(j["n_params"], param_count(m.config));
   EXPECT_EQ(j["tokenizer"]["kind"], "none");
   EXPECT_EQ(j["blocks"].size(), 2u);
 }

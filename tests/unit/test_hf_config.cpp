@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "model/hf_config.h"
+#include "model/weights.h"
 #include "testing/testing.h"
 
 namespace sec {
@@ -27,11 +28,11 @@ TEST(HfConfig, TinyLlamaFile) {
   EXPECT_FALSE(c.tied_embeddings);
   EXPECT_FALSE(c.attn_bias);
   EXPECT_EQ(c.max_seq_len, 2048);
-  EXPECT_NEAR(double(c.n_params()), 1.1e9, 0.02e9);
+  EXPECT_NEAR(double(param_count(c)), 1.1e9, 0.02e9);
   Config l7 = read_hf_config(std::string(SECATEUR_SOURCE_DIR) + "/configs/llama-7b.json");
   EXPECT_EQ(l7.blocks[0], (BlockDims{32, 32, 11008}));
   EXPECT_EQ(l7.dim, 4096);
-  EXPECT_NEAR(double(l7.n_params()), 6.74e9, 0.01e9);
+  EXPECT_NEAR(double(param_count(l7)), 6.74e9, 0.01e9);
 }
 
 TEST(HfConfig, DefaultsAndVariants) {

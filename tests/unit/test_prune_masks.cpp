@@ -184,9 +184,12 @@ TEST(Layerwise, InputsComeFromChangedEarlierBlocks) {
   const int64_t N = s.nsamples * s.seqlen, C = 32;
   std::vector<float> x(size_t(N * C));
   embed_tokens(m, s.tokens.data(), N, x.data());
-  block_forward(pruned, 0, x.data(), s.nsamples, s.seqlen);
+  BlockActs acts;
+  block_forward(pruned, 0, x.data(), x.data(), s.nsamples, s.seqlen, acts);
   LinearStatsTap tap(m.config, 1, StatsRequest{true, false});
-  block_forward(m, 1, x.data(), s.nsamples, s.seqlen, &tap);
+  BlockPass pass;
+  pass.tap = &tap;
+  block_forward(m, 1, x.data(), x.data(), s.nsamples, s.seqlen, acts, pass);
   const auto& ref = tap.stats(TensorKind::Up).sumsq;
   ASSERT_EQ(ref.size(), method.block1_sumsq.size());
   for (size_t j = 0; j < ref.size(); j++) EXPECT_NEAR(method.block1_sumsq[j], ref[j], 1e-4 * (1 + ref[j]));
