@@ -15,7 +15,7 @@
 #include "core/random.h"
 #include "core/threads.h"
 #include "model/init.h"
-#include "prune/prune.h"
+#include "prune/unstructured_driver.h"
 
 using namespace sec;
 
@@ -53,11 +53,11 @@ int main(int argc, char** argv) {
   for (const char* name : {"wanda", "sparsegpt"}) {
     if (methods.find(name) == std::string::npos) continue;
     Model m = init_random_model(c, 0, 0.02f);
-    PruneOptions o;
-    o.method = parse_prune_method(name);
+    UnstructuredOptions o;
+    o.method = parse_unstructured_method(name);
     o.target.ratio = 0.5;
     auto t0 = std::chrono::steady_clock::now();
-    PruneReport r = prune_model_hidden(m, o, hidden, nsamples, seqlen);
+    UnstructuredReport r = prune_unstructured_hidden(m, o, hidden, nsamples, seqlen);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "{\"impl\": \"secateur\", \"method\": \"%s\", \"seconds\": %.3f, \"sparsity\": %.4f, \"threads\": %d, "

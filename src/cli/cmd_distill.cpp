@@ -3,6 +3,7 @@
 // Knowledge distillation (Minitron, methods.md §6.3): the student learns the teacher's next-token
 // distributions (KL), optionally plus a loss on block outputs.
 #include "cli/command.h"
+#include "cli/output.h"
 #include "cli/train_common.h"
 #include "model/model_io.h"
 
@@ -10,7 +11,8 @@ namespace sec {
 namespace {
 
 struct DistillArgs {
-  std::string teacher, student, out, hidden_loss = "none";
+  std::string teacher, student, hidden_loss = "none";
+  OutputArgs out;
   TrainArgs t;
   float kd_temp = 1.f, hidden_weight = 1.f;
   bool lora = false, full = false, merge = false, merge_fill = false;
@@ -18,6 +20,11 @@ struct DistillArgs {
 
 void run_distill(const DistillArgs& a) {
   SEC_CHECK(!(a.lora && a.full), "--lora and --full exclude each other");
+  // Output mistakes fail now, not after the training.
+  output_save_options(a.out, DType::F32);
+  const bool adapter_only = a.lora && !a.merge;
+  SEC_CHECK(!adapter_only || (a.out.to.empty() && !names_gguf(a.out.path)), "the adapter alone is written as a PEFT ",
+            "directory; ", a.out.path, " names a GGUF file (add --merge to write the whole model)");
   LoadOptions lo;
   lo.require_tokenizer = true;
   Model student = load_model(a.student, lo);
@@ -39,17 +46,17 @@ void run_distill(const DistillArgs& a) {
   TrainResult r = train(student, lora.get(), d.train, d.eval, o);
   std::string written;
   if (lora && !a.merge) {
-    lora->save_peft(a.out, student.source.path);
+    lora->save_peft(a.out.path, student.source.path);
     written = "adapter";
   } else {
     if (lora) lora->merge_into(student, a.merge_fill);
     student.config.provenance["recovery"] =
         cat("distillation from ", teacher.source.path, " (kd-temp ", a.kd_temp, ", hidden ", a.hidden_loss, ")");
     student.config.provenance["recovery_data_sha256"] = d.sha256;
-    save_model(student, a.out, SaveOptions{});
+    save_model(student, a.out.path, output_save_options(a.out, student.source.file_dtype));
     written = "model";
   }
-  print_train_result(a.t, "distill", r, a.out, written);
+  print_train_result(a.t, "distill", r, a.out.path, written);
 }
 
 CommandRegistration reg(
@@ -57,7 +64,7 @@ CommandRegistration reg(
        auto a = std::make_shared<DistillArgs>();
        app.add_option("--teacher", a->teacher, "Dense teacher model")->required();
        app.add_option("--student", a->student, "Pruned student model")->required();
-       app.add_option("-o,--out", a->out, "Output model (HF) or adapter directory")->required();
+       add_output_options(app, a->out, "Output: the student model, or with --lora (no --merge) the adapter directory");
        add_train_options(app, a->t);
        app.add_option("--kd-temp", a->kd_temp, "Softmax temperature of the KL loss")->capture_default_str();
        app.add_option("--hidden-loss", a->hidden_loss, "none, cosine or mse on block outputs")->capture_default_str();

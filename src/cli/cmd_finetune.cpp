@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/output.h"
 #include "cli/train_common.h"
 #include "core/log.h"
 #include "model/model_io.h"
@@ -12,12 +13,18 @@ namespace sec {
 namespace {
 
 struct FinetuneArgs {
-  std::string model, out;
+  std::string model;
+  OutputArgs out;
   TrainArgs t;
   bool merge = false, merge_fill = false, full = false;
 };
 
 void run_finetune(const FinetuneArgs& a) {
+  // Output mistakes fail now, not after the training.
+  output_save_options(a.out, DType::F32);
+  const bool adapter_only = !a.full && !a.merge;
+  SEC_CHECK(!adapter_only || (a.out.to.empty() && !names_gguf(a.out.path)), "the adapter alone is written as a PEFT ",
+            "directory; ", a.out.path, " names a GGUF file (add --merge to write the whole model)");
   LoadOptions lo;
   lo.require_tokenizer = true;
   Model m = load_model(a.model, lo);
@@ -31,16 +38,16 @@ void run_finetune(const FinetuneArgs& a) {
   TrainResult r = train(m, lora.get(), d.train, d.eval, o);
   std::string written;
   if (lora && !a.merge) {
-    lora->save_peft(a.out, m.source.path);
+    lora->save_peft(a.out.path, m.source.path);
     written = "adapter";
   } else {
     if (lora) lora->merge_into(m, a.merge_fill);
     m.config.provenance["recovery"] = a.full ? "full fine-tuning" : lora_summary(*lora) + " (merged)";
     m.config.provenance["recovery_data_sha256"] = d.sha256;
-    save_model(m, a.out, SaveOptions{});
+    save_model(m, a.out.path, output_save_options(a.out, m.source.file_dtype));
     written = "model";
   }
-  print_train_result(a.t, "finetune", r, a.out, written);
+  print_train_result(a.t, "finetune", r, a.out.path, written);
 }
 
 CommandRegistration reg(
@@ -48,9 +55,9 @@ CommandRegistration reg(
      [](CLI::App& app) {
        auto a = std::make_shared<FinetuneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
-       app.add_option("-o,--out", a->out, "Output: adapter directory (or model with --merge)")->required();
+       add_output_options(app, a->out, "Output: the adapter directory (PEFT layout), or with --merge the model");
        add_train_options(app, a->t);
-       app.add_flag("--merge", a->merge, "Merge the adapter and write the whole model (HF)");
+       app.add_flag("--merge", a->merge, "Merge the adapter and write the whole model");
        app.add_flag("--merge-fill", a->merge_fill,
                     "Let the adapter change pruned (zero) weights too (plain LoRA, dense merge)");
        app.add_flag("--full", a->full, "Full fine-tuning instead of LoRA (pruned zeros stay zero)");

@@ -1,13 +1,13 @@
-// secateur prune MODEL -o OUT --method wanda|sparsegpt|magnitude (--sparsity S | --nm N:M)
-//   [--owl [--owl-m 5 --owl-lambda 0.08]] --calib FILE [--nsamples 128 --seqlen 2048 --seed 0]
-//   [--skip REGEX] [--to hf|gguf] [--dtype f32|f16|bf16] [--report FILE] [--json]
-// Writes the pruned model (the input's format by default; llama2.c inputs are written as GGUF), the
-// JSON report (default OUT.report.json) and prints a summary table (or the report with --json).
+// secateur prune MODEL -o OUT --method magnitude|wanda|sparsegpt|llm-pruner [method options]
+//   --calib FILE [--nsamples N --seqlen T --seed S] [--to hf|gguf] [--dtype D] [--report FILE] [--json]
+// Writes the pruned model (the output rule of cli/output.h), the JSON report (default
+// OUT.report.json) and prints a summary table (or the report with --json).
 #include <cstdio>
 #include <iostream>
 
 #include "calib/sampling.h"
 #include "cli/command.h"
+#include "cli/output.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "model/model_io.h"
@@ -17,108 +17,202 @@ namespace sec {
 namespace {
 
 struct PruneArgs {
-  std::string model, out, method = "wanda", nm, calib, to, dtype, report, tokenizer, skip;
+  std::string model, method = "wanda", nm, calib, report, tokenizer, skip;
+  OutputArgs out;
   double sparsity = 0.5;
   bool owl = false, per_row = false, json = false;
   double owl_m = 5.0, owl_lambda = 0.08, percdamp = 0.01;
   int blocksize = 128;
-  int64_t nsamples = 128, seqlen = 2048, batch = 1;
+  int64_t nsamples = 0, seqlen = 0, batch = 1;  // 0: the method's default
   uint64_t seed = 0;
+  // llm-pruner
+  std::string importance = "taylor", taylor = "first", aggregate = "sum", attn_unit = "kv-group", attn_layers,
+              mlp_layers;
+  double attn_ratio = 0, mlp_ratio = 0, hidden_ratio = 0, target_params = 0;
+  bool global = false, allow_empty = false;
+  int round = 1;
 };
 
-void run_prune(const PruneArgs& a) {
+// Options that only one family of methods reads: giving them to another is a mistake worth saying.
+void check_option_family(const CLI::App& app, bool structured, const std::string& method) {
+  const char* unstructured_only[] = {"--sparsity", "--nm",      "--owl",      "--owl-m",    "--owl-lambda",
+                                     "--skip",     "--per-row", "--percdamp", "--blocksize"};
+  const char* llm_only[] = {"--importance",    "--taylor",    "--aggregate",   "--attn-ratio", "--mlp-ratio",
+                            "--hidden-ratio",  "--attn-unit", "--attn-layers", "--mlp-layers", "--global",
+                            "--target-params", "--round",     "--allow-empty"};
+  for (const char* o : structured ? std::vector<const char*>(std::begin(unstructured_only), std::end(unstructured_only))
+                                  : std::vector<const char*>(std::begin(llm_only), std::end(llm_only)))
+    SEC_CHECK(app.count(o) == 0, o, " does not apply to --method ", method);
+}
+
+void print_table(const PruneReport& r) {
+  const auto& p = r.plan;
+  if (p.contains("layers")) {  // unstructured: per linear layer
+    std::printf("%-44s %14s %8s %9s\n", "layer", "shape", "target", "sparsity");
+    for (const auto& l : p["layers"])
+      std::printf("%-44s %14s %7.2f%% %8.2f%%\n", l["name"].get<std::string>().c_str(),
+                  cat("[", l["shape"][0].get<int64_t>(), ", ", l["shape"][1].get<int64_t>(), "]").c_str(),
+                  100 * l["target"].get<double>(), 100 * l["sparsity"].get<double>());
+    for (const auto& s : p["skipped"])
+      std::printf("%-44s %14s %8s %9s\n", s.get<std::string>().c_str(), "", "skipped", "");
+    std::printf("total: %lld of %lld block linear weights are zero (%.2f%%), %.1f s (%s)\n",
+                (long long)p["zeros"].get<int64_t>(), (long long)p["prunable_params"].get<int64_t>(),
+                100 * p["sparsity"].get<double>(), r.seconds, r.method.c_str());
+    return;
+  }
+  // structured: per block
+  std::printf("%-6s %14s %14s %12s\n", "block", "heads", "kv heads", "ffn");
+  for (size_t l = 0; l < p["blocks"].size(); l++) {
+    const auto& b = p["blocks"][l];
+    auto removed = [&](const char* key) { return b.contains(key) ? int64_t(b[key].size()) : 0; };
+    std::printf(
+        "%-6zu %14s %14s %12s\n", l,
+        cat(b["n_heads"].get<int>(), removed("heads_removed") ? cat(" (-", removed("heads_removed"), ")") : "").c_str(),
+        cat(b["n_kv_heads"].get<int>(),
+            removed("kv_groups_removed") ? cat(" (-", removed("kv_groups_removed"), ")") : "")
+            .c_str(),
+        cat(b["ffn_dim"].get<int>(), removed("ffn_removed") ? cat(" (-", removed("ffn_removed"), ")") : "").c_str());
+  }
+  if (p.contains("hidden_size"))
+    std::printf("hidden size: %d (-%zu channels)\n", p["hidden_size"].get<int>(), p["hidden_removed"].size());
+  std::printf("parameters: %lld -> %lld (%.2f%%), %.1f s (%s)\n", (long long)r.params_before, (long long)r.params_after,
+              100.0 * double(r.params_after) / double(r.params_before), r.seconds, r.method.c_str());
+}
+
+void run_prune(const CLI::App& app, const PruneArgs& a) {
+  const PruneMethodInfo& info = prune_method(a.method);
+  check_option_family(app, info.structured, a.method);
   PruneOptions o;
-  o.method = parse_prune_method(a.method);
+  o.method = info.name;
+  UnstructuredOptions& u = o.unstructured;
   if (!a.nm.empty())
-    o.target = parse_nm(a.nm);
+    u.target = parse_nm(a.nm);
   else
-    o.target.ratio = a.sparsity;
-  o.owl = a.owl;
-  o.owl_m = a.owl_m;
-  o.owl_lambda = a.owl_lambda;
-  o.magnitude_per_row = a.per_row;
-  o.sparsegpt.percdamp = a.percdamp;
-  o.sparsegpt.blocksize = a.blocksize;
-  o.skip_regex = a.skip;
-  o.layerwise.batch = a.batch;
-  const bool calibrated = o.method != PruneMethod::Magnitude;
+    u.target.ratio = a.sparsity;
+  u.owl = a.owl;
+  u.owl_m = a.owl_m;
+  u.owl_lambda = a.owl_lambda;
+  u.magnitude_per_row = a.per_row;
+  u.sparsegpt.percdamp = a.percdamp;
+  u.sparsegpt.blocksize = a.blocksize;
+  u.skip_regex = a.skip;
+  u.layerwise.batch = a.batch;
+  LlmPrunerOptions& lp = o.llm_pruner;
+  lp.importance = parse_group_importance(a.importance);
+  lp.taylor = parse_taylor_order(a.taylor);
+  lp.aggregate = parse_aggregate(a.aggregate);
+  lp.attn_ratio = a.attn_ratio;
+  lp.mlp_ratio = a.mlp_ratio;
+  lp.hidden_ratio = a.hidden_ratio;
+  lp.attn_unit = parse_attn_unit(a.attn_unit);
+  lp.attn_layers = a.attn_layers;
+  lp.mlp_layers = a.mlp_layers;
+  lp.global = a.global;
+  lp.target_params = a.target_params;
+  lp.round = a.round;
+  lp.allow_empty = a.allow_empty;
+  lp.seed = a.seed;
+  lp.micro_batch = a.batch;
+  const bool calibrated = needs_calibration(o);
   SEC_CHECK(!calibrated || !a.calib.empty(), "--method ", a.method, " needs calibration data: --calib FILE");
+  const int64_t nsamples = a.nsamples > 0 ? a.nsamples : info.nsamples;
+  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : info.seqlen;
 
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   lo.require_tokenizer = calibrated;
   Model m = load_model(a.model, lo);
-  SaveOptions so;
-  ModelFormat in_format = detect_model_format(a.model);
-  so.format =
-      !a.to.empty() ? parse_model_format(a.to) : (in_format == ModelFormat::HF ? ModelFormat::HF : ModelFormat::GGUF);
-  SEC_CHECK(so.format == ModelFormat::HF || so.format == ModelFormat::GGUF, "--to must be hf or gguf");
-  so.dtype = a.dtype.empty() ? m.source.file_dtype : parse_dtype(a.dtype);
-
+  const SaveOptions so = output_save_options(a.out, m.source.file_dtype);
   CalibSamples samples;
   if (calibrated) {
     SamplingOptions sopt;
-    sopt.nsamples = a.nsamples;
-    sopt.seqlen = a.seqlen;
+    sopt.nsamples = nsamples;
+    sopt.seqlen = seqlen;
     sopt.seed = a.seed;
     Corpus corpus = load_corpus(a.calib);
     samples = sample_calibration(corpus, *m.tokenizer, sopt);
-    log_info("calibration: ", a.calib, " (", samples.stream_tokens, " tokens), ", a.nsamples, " x ", a.seqlen,
+    log_info("calibration: ", a.calib, " (", samples.stream_tokens, " tokens), ", nsamples, " x ", seqlen,
              " tokens, seed ", a.seed);
   }
-  log_info("pruning ", a.model, " with ", a.method, " to ", o.target.str(), o.owl ? " (OWL)" : "",
-           a.skip.empty() ? "" : cat(", skipping /", a.skip, "/"));
+  log_info("pruning ", a.model, " with ", a.method);
   PruneReport rep = prune_model(m, o, calibrated ? &samples : nullptr);
   set_prune_provenance(m.config, rep);
-  save_model(m, a.out, so);
-  std::string report_path = a.report.empty() ? a.out + ".report.json" : a.report;
+  save_model(m, a.out.path, so);
+  const std::string report_path = a.report.empty() ? a.out.path + ".report.json" : a.report;
   nlohmann::ordered_json j = rep.to_json();
-  j["output"] = {{"path", a.out}, {"format", model_format_name(so.format)}, {"dtype", dtype_name(so.dtype)}};
+  j["output"] = {{"path", a.out.path}, {"format", model_format_name(so.format)}, {"dtype", dtype_name(so.dtype)}};
   write_file_atomic(report_path, j.dump(2) + "\n");
-  log_info("wrote ", a.out, " and ", report_path);
-
-  if (a.json) {
+  log_info("wrote ", a.out.path, " and ", report_path);
+  if (a.json)
     std::cout << j.dump(2) << "\n";
-    return;
-  }
-  std::printf("%-44s %14s %8s %9s\n", "layer", "shape", "target", "sparsity");
-  for (const auto& l : rep.layers)
-    std::printf("%-44s %14s %7.2f%% %8.2f%%\n", l.name.c_str(), cat("[", l.rows, ", ", l.cols, "]").c_str(),
-                100 * l.target, 100 * l.sparsity());
-  for (const auto& s : rep.skipped) std::printf("%-44s %14s %8s %9s\n", s.c_str(), "", "skipped", "");
-  std::printf("total: %lld of %lld block linear weights are zero (%.2f%%), %.1f s (%s)\n",
-              (long long)rep.pruned_zeros(), (long long)rep.prunable_params(), 100 * rep.overall_sparsity(),
-              rep.seconds, a.method.c_str());
+  else
+    print_table(rep);
+}
+
+std::string method_list() {
+  std::string s;
+  for (const auto& m : prune_methods()) s += cat("\n  ", m.name, ": ", m.summary);
+  return s;
 }
 
 CommandRegistration reg(
-    {"prune", "Prune a model: magnitude, Wanda or SparseGPT (unstructured or N:M), optionally OWL", 40,
+    {"prune", "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner)", 40,
      [](CLI::App& app) {
        auto a = std::make_shared<PruneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
-       app.add_option("-o,--output", a->out, "Output model (HF directory or .gguf file)")->required();
-       app.add_option("--method", a->method, "magnitude | wanda | sparsegpt")->capture_default_str();
-       auto* sp = app.add_option("--sparsity", a->sparsity, "Fraction of weights to zero")->capture_default_str();
-       auto* nm = app.add_option("--nm", a->nm, "N:M semi-structured pattern, e.g. 2:4");
+       add_output_options(app, a->out, "Output model");
+       app.add_option("--method", a->method, "Pruning method:" + method_list())->capture_default_str();
+       app.add_option("--calib", a->calib, "Calibration text or JSONL file");
+       app.add_option("--nsamples", a->nsamples,
+                      "Calibration windows (default: the method's, 128 for wanda/sparsegpt, 10 for llm-pruner)");
+       app.add_option("--seqlen", a->seqlen,
+                      "Tokens per window (default: the method's, 2048 for wanda/sparsegpt, 64 for llm-pruner)");
+       app.add_option("--seed", a->seed, "Sampling seed (and the seed of --importance random)")->capture_default_str();
+       app.add_option("--batch", a->batch, "Calibration samples per forward/backward call")->capture_default_str();
+       // unstructured
+       auto* sp = app.add_option("--sparsity", a->sparsity, "Unstructured: fraction of weights to zero")
+                      ->capture_default_str();
+       auto* nm = app.add_option("--nm", a->nm, "Unstructured: N:M semi-structured pattern, e.g. 2:4");
        sp->excludes(nm);
        app.add_flag("--owl", a->owl, "OWL per-block sparsity (unstructured, wanda/sparsegpt)");
        app.add_option("--owl-m", a->owl_m, "OWL outlier threshold M")->capture_default_str();
        app.add_option("--owl-lambda", a->owl_lambda, "OWL sparsity spread lambda")->capture_default_str();
-       app.add_option("--calib", a->calib, "Calibration text or JSONL file");
-       app.add_option("--nsamples", a->nsamples, "Calibration windows")->capture_default_str();
-       app.add_option("--seqlen", a->seqlen, "Tokens per window")->capture_default_str();
-       app.add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
        app.add_option("--skip", a->skip, "Leave linear layers whose canonical name matches this regex dense");
        app.add_flag("--per-row", a->per_row, "Magnitude: one threshold per output row instead of per matrix");
        app.add_option("--percdamp", a->percdamp, "SparseGPT dampening")->capture_default_str();
        app.add_option("--blocksize", a->blocksize, "SparseGPT column block")->capture_default_str();
-       app.add_option("--batch", a->batch, "Calibration samples per forward call")->capture_default_str();
-       app.add_option("--to", a->to, "Output format hf | gguf (default: the input's; llama2.c -> gguf)");
-       app.add_option("--dtype", a->dtype, "Stored dtype f32 | f16 | bf16 (default: the input's)");
+       // llm-pruner
+       app.add_option("--importance", a->importance, "LLM-Pruner: taylor | l1 | l2 | random")->capture_default_str();
+       app.add_option("--taylor", a->taylor, "LLM-Pruner Taylor order: vector | first | second | mix")
+           ->capture_default_str();
+       app.add_option("--aggregate", a->aggregate, "LLM-Pruner group aggregation: sum | mean | max | prod | last")
+           ->capture_default_str();
+       app.add_option("--attn-ratio", a->attn_ratio, "LLM-Pruner: fraction of KV groups (or heads) removed per block")
+           ->capture_default_str();
+       app.add_option("--attn-unit", a->attn_unit,
+                      "LLM-Pruner: kv-group (a KV head with its query heads) | head (query heads, equal counts per "
+                      "KV group)")
+           ->capture_default_str();
+       app.add_option("--mlp-ratio", a->mlp_ratio, "LLM-Pruner: fraction of MLP channels removed per block")
+           ->capture_default_str();
+       app.add_option("--hidden-ratio", a->hidden_ratio, "LLM-Pruner: fraction of hidden (embedding) channels removed")
+           ->capture_default_str();
+       app.add_option("--attn-layers", a->attn_layers,
+                      "LLM-Pruner: blocks A-B (inclusive) whose attention is pruned (default all)");
+       app.add_option("--mlp-layers", a->mlp_layers,
+                      "LLM-Pruner: blocks A-B (inclusive) whose MLP is pruned (default all)");
+       app.add_flag("--global", a->global,
+                    "LLM-Pruner: rank KV groups and MLP channels of all blocks together (importance per parameter)");
+       app.add_option("--target-params", a->target_params,
+                      "LLM-Pruner: keep this fraction of the parameters (finds the ratio; with --global the budget)")
+           ->capture_default_str();
+       app.add_option("--round", a->round, "LLM-Pruner: keep FFN sizes a multiple of K")->capture_default_str();
+       app.add_flag("--allow-empty", a->allow_empty, "LLM-Pruner: a block may lose every head or every MLP channel");
+       // common
        app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
        app.add_option("--report", a->report, "JSON report path (default OUT.report.json)");
        app.add_flag("--json", a->json, "Print the JSON report instead of a table");
-       app.callback([a] { run_prune(*a); });
+       app.callback([&app, a] { run_prune(app, *a); });
      }});
 
 }  // namespace

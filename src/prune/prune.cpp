@@ -1,78 +1,120 @@
 #include "prune/prune.h"
 
 #include <chrono>
-#include <regex>
 
 #include "core/error.h"
-#include "core/log.h"
+#include "model/surgery.h"
 
 namespace sec {
 
-PruneMethod parse_prune_method(const std::string& s) {
-  if (s == "magnitude") return PruneMethod::Magnitude;
-  if (s == "wanda") return PruneMethod::Wanda;
-  if (s == "sparsegpt") return PruneMethod::SparseGPT;
-  fail("unknown pruning method '", s, "' (expected magnitude, wanda or sparsegpt)");
+const std::vector<PruneMethodInfo>& prune_methods() {
+  static const std::vector<PruneMethodInfo> methods = {
+      {"magnitude", "unstructured / N:M, |W| (no calibration data)", false, 0, 0},
+      {"wanda", "unstructured / N:M, |W| x ||X||, layer-wise", false, 128, 2048},
+      {"sparsegpt", "unstructured / N:M with weight reconstruction, layer-wise", false, 128, 2048},
+      {"llm-pruner", "structured: KV groups / heads, MLP and hidden channels by gradient importance", true, 10, 64},
+  };
+  return methods;
 }
 
-const char* prune_method_name(PruneMethod m) {
-  switch (m) {
-    case PruneMethod::Magnitude:
-      return "magnitude";
-    case PruneMethod::Wanda:
-      return "wanda";
-    case PruneMethod::SparseGPT:
-      return "sparsegpt";
+const PruneMethodInfo& prune_method(const std::string& name) {
+  std::string names;
+  for (const auto& m : prune_methods()) {
+    if (name == m.name) return m;
+    names += (names.empty() ? "" : ", ") + std::string(m.name);
   }
-  return "?";
+  fail("unknown pruning method '", name, "' (expected ", names, ")");
 }
 
-int64_t PruneReport::pruned_zeros() const {
-  int64_t z = 0;
-  for (const auto& l : layers) z += l.zeros;
-  return z;
+bool needs_calibration(const PruneOptions& o) {
+  const std::string& m = prune_method(o.method).name;
+  if (m == "magnitude") return false;
+  if (m == "llm-pruner") return o.llm_pruner.importance == GroupImportance::Taylor;
+  return true;
 }
 
-int64_t PruneReport::prunable_params() const {
-  int64_t n = 0;
-  for (const auto& l : layers) n += l.rows * l.cols;
-  return n;
+nlohmann::ordered_json calibration_json(const CalibSamples& s) {
+  return {{"path", s.source_path},
+          {"sha256", s.source_sha256},
+          {"nsamples", s.nsamples},
+          {"seqlen", s.seqlen},
+          {"seed", s.seed},
+          {"stream_tokens", s.stream_tokens},
+          {"rule",
+           "corpus tokenized once with one BOS; window i starts at Rng(seed).below(n_tokens - seqlen + 1), drawn in "
+           "order"}};
 }
 
-double PruneReport::overall_sparsity() const {
-  int64_t n = prunable_params();
-  return n ? double(pruned_zeros()) / double(n) : 0;
+namespace {
+
+nlohmann::ordered_json llm_pruner_options_json(const LlmPrunerOptions& o) {
+  nlohmann::ordered_json j;
+  j["method"] = "llm-pruner";
+  j["importance"] = group_importance_name(o.importance);
+  if (o.importance == GroupImportance::Taylor) j["taylor"] = taylor_order_name(o.taylor);
+  if (o.importance == GroupImportance::Random) j["seed"] = o.seed;
+  j["aggregate"] = aggregate_name(o.aggregate);
+  j["attn_ratio"] = o.attn_ratio;
+  j["attn_unit"] = attn_unit_name(o.attn_unit);
+  j["mlp_ratio"] = o.mlp_ratio;
+  j["hidden_ratio"] = o.hidden_ratio;
+  j["attn_layers"] = o.attn_layers.empty() ? "all" : o.attn_layers;
+  j["mlp_layers"] = o.mlp_layers.empty() ? "all" : o.mlp_layers;
+  j["global"] = o.global;
+  j["target_params"] = o.target_params;
+  j["round"] = o.round;
+  j["allow_empty"] = o.allow_empty;
+  j["micro_batch"] = o.micro_batch;
+  return j;
 }
+
+}  // namespace
 
 nlohmann::ordered_json PruneReport::to_json() const {
   nlohmann::ordered_json j;
   j["secateur_version"] = SECATEUR_VERSION;
+  j["method"] = method;
   j["options"] = options;
   j["calibration"] = calibration;
   j["source"] = source;
+  j["params_before"] = params_before;
+  j["params_after"] = params_after;
   j["seconds"] = seconds;
-  j["prunable_params"] = prunable_params();
-  j["zeros"] = pruned_zeros();
-  j["sparsity"] = overall_sparsity();
-  j["block_seconds"] = block_seconds;
-  j["block_target"] = block_target;
-  if (!owl_outlier_ratio.empty()) j["owl_outlier_ratio"] = owl_outlier_ratio;
-  j["skipped"] = skipped;
-  auto& arr = j["layers"] = nlohmann::ordered_json::array();
-  for (const auto& l : layers)
-    arr.push_back({{"name", l.name},
-                   {"layer", l.layer},
-                   {"shape", {l.rows, l.cols}},
-                   {"target", l.target},
-                   {"zeros", l.zeros},
-                   {"sparsity", l.sparsity()}});
+  j["plan"] = plan;
   return j;
 }
 
+PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* samples) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const PruneMethodInfo& info = prune_method(o.method);
+  PruneReport r;
+  r.method = info.name;
+  r.source = {{"path", m.source.path}, {"format", m.source.format}, {"sha256", m.source.sha256}};
+  r.params_before = param_count(m.config);
+  const bool calibrated = needs_calibration(o);
+  SEC_CHECK(!calibrated || (samples && samples->nsamples > 0), "--method ", o.method,
+            " needs calibration data (--calib)");
+  if (calibrated) r.calibration = calibration_json(*samples);
+  if (!info.structured) {
+    UnstructuredOptions u = o.unstructured;
+    u.method = parse_unstructured_method(o.method);
+    r.options = unstructured_options_json(u);
+    r.plan = prune_unstructured(m, u, samples).to_json();
+  } else {
+    r.options = llm_pruner_options_json(o.llm_pruner);
+    LlmPrunerPlan plan = llm_pruner(m, o.llm_pruner, calibrated ? samples : nullptr);
+    r.plan = plan.report;
+    m = apply_selection(m, plan.selection);
+  }
+  r.params_after = param_count(m.config);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
 void set_prune_provenance(Config& c, const PruneReport& r) {
-  c.provenance["method"] = r.options.value("method", "");
+  c.provenance["method"] = r.method;
   c.provenance["prune_options"] = r.options.dump();
-  if (r.calibration.is_object()) {  // magnitude pruning uses no calibration data
+  if (r.calibration.is_object()) {
     c.provenance["calib_data"] = r.calibration.value("path", "");
     c.provenance["calib_sha256"] = r.calibration.value("sha256", "");
     c.provenance["calib_nsamples"] = std::to_string(r.calibration.value("nsamples", int64_t(0)));
@@ -81,236 +123,10 @@ void set_prune_provenance(Config& c, const PruneReport& r) {
   }
   c.provenance["source_model"] = r.source.value("path", "");
   c.provenance["source_sha256"] = r.source.value("sha256", "");
-  c.provenance["sparsity"] = cat(r.overall_sparsity());
+  c.provenance["params_before"] = std::to_string(r.params_before);
+  c.provenance["params_after"] = std::to_string(r.params_after);
+  if (r.plan.contains("sparsity")) c.provenance["sparsity"] = cat(r.plan["sparsity"].get<double>());
   c.provenance["secateur_version"] = SECATEUR_VERSION;
-}
-
-namespace {
-
-struct Target {
-  std::string name;
-  TensorKind kind;
-  Tensor* w;
-};
-
-// The prunable linears of one block, in table order.
-std::vector<Target> block_targets(Model& m, int layer, const std::regex* skip, std::vector<std::string>* skipped) {
-  std::vector<Target> out;
-  for_each_tensor(m.config, m.weights, [&](TensorRef& r) {
-    if (r.layer != layer || !tensor_rule(r.kind).is_linear || r.tensor.numel() == 0) return;
-    if (skip && std::regex_search(r.name, *skip)) {
-      if (skipped) skipped->push_back(r.name);
-      return;
-    }
-    out.push_back({r.name, r.kind, &r.tensor});
-  });
-  return out;
-}
-
-// Statistics-only pass of OWL: D_l of every block from the dense model's Wanda scores.
-class OwlStatsPass : public LayerwiseMethod {
- public:
-  OwlStatsPass(const std::regex* skip, double M) : skip_(skip), M_(M) {}
-  Tap* begin_block(const Model& m, int layer) override {
-    tap_ = std::make_unique<LinearStatsTap>(m.config, layer, StatsRequest{true, false}, include_fn());
-    return tap_.get();
-  }
-  void end_block(Model& m, int layer) override {
-    std::vector<std::vector<float>> norms;
-    std::vector<ScoredLinear> scored;
-    int64_t params = 0;
-    auto targets = block_targets(m, layer, skip_, nullptr);
-    norms.reserve(targets.size());
-    for (const auto& t : targets) {
-      norms.push_back(tap_->stats(t.name).col_norms());
-      scored.push_back({t.w->f32(), t.w->dim(0), t.w->dim(1), norms.back().data()});
-      params += t.w->numel();
-    }
-    ratio.push_back(owl_outlier_ratio(scored, M_));
-    block_params.push_back(params);
-    tap_.reset();
-  }
-  bool changes_model() const override { return false; }
-  std::vector<double> ratio;
-  std::vector<int64_t> block_params;
-
- private:
-  std::function<bool(const std::string&)> include_fn() const {
-    if (!skip_) return {};
-    const std::regex* s = skip_;
-    return [s](const std::string& n) { return !std::regex_search(n, *s); };
-  }
-  const std::regex* skip_;
-  double M_;
-  std::unique_ptr<LinearStatsTap> tap_;
-};
-
-// Wanda / SparseGPT through the layer-wise driver.
-class CalibratedPrune : public LayerwiseMethod {
- public:
-  CalibratedPrune(const PruneOptions& o, const std::regex* skip, const std::vector<double>& block_sparsity,
-                  PruneReport& rep)
-      : o_(o), skip_(skip), block_sparsity_(block_sparsity), rep_(rep) {}
-  Tap* begin_block(const Model& m, int layer) override {
-    StatsRequest req{o_.method == PruneMethod::Wanda, o_.method == PruneMethod::SparseGPT};
-    std::function<bool(const std::string&)> include;
-    if (skip_) {
-      const std::regex* s = skip_;
-      include = [s](const std::string& n) { return !std::regex_search(n, *s); };
-    }
-    tap_ = std::make_unique<LinearStatsTap>(m.config, layer, req, include);
-    return tap_.get();
-  }
-  void end_block(Model& m, int layer) override {
-    tap_->finish();
-    SparsityTarget t = o_.target;
-    if (!t.is_nm()) t.ratio = block_sparsity_[size_t(layer)];
-    for (const auto& tg : block_targets(m, layer, skip_, &rep_.skipped)) {
-      float* w = tg.w->f32();
-      const int64_t rows = tg.w->dim(0), cols = tg.w->dim(1);
-      const InputStats& st = tap_->stats(tg.name);
-      if (o_.method == PruneMethod::Wanda) {
-        std::vector<float> norms = st.col_norms();
-        apply_mask(w, wanda_mask(w, norms.data(), rows, cols, t));
-      } else {
-        sparsegpt_prune(w, rows, cols, st.xtx.f32(), t, o_.sparsegpt);
-      }
-      rep_.layers.push_back({tg.name, layer, rows, cols, t.fraction(), count_zeros(w, rows * cols)});
-    }
-    tap_.reset();  // free this block's statistics before the next block
-  }
-
- private:
-  const PruneOptions& o_;
-  const std::regex* skip_;
-  const std::vector<double>& block_sparsity_;
-  PruneReport& rep_;
-  std::unique_ptr<LinearStatsTap> tap_;
-};
-
-nlohmann::ordered_json options_json(const PruneOptions& o) {
-  nlohmann::ordered_json j;
-  j["method"] = prune_method_name(o.method);
-  if (o.target.is_nm())
-    j["nm"] = cat(o.target.n, ":", o.target.m);
-  else
-    j["sparsity"] = o.target.ratio;
-  j["owl"] = o.owl;
-  if (o.owl) {
-    j["owl_m"] = o.owl_m;
-    j["owl_lambda"] = o.owl_lambda;
-  }
-  if (o.method == PruneMethod::Magnitude) j["magnitude_per_row"] = o.magnitude_per_row;
-  if (o.method == PruneMethod::SparseGPT) {
-    j["percdamp"] = o.sparsegpt.percdamp;
-    j["blocksize"] = o.sparsegpt.blocksize;
-  }
-  j["skip"] = o.skip_regex;
-  j["layers"] = "block linear layers (q, k, v, o, gate, up, down); embeddings and LM head dense";
-  j["calibration_batch"] = o.layerwise.batch;
-  return j;
-}
-
-}  // namespace
-
-using Runner = std::function<LayerwiseResult(Model&, LayerwiseMethod&, const LayerwiseOptions&)>;
-
-static PruneReport prune_impl(Model& m, const PruneOptions& o, const Runner& run, nlohmann::ordered_json calibration);
-
-PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* samples) {
-  if (o.method == PruneMethod::Magnitude) return prune_impl(m, o, {}, {});
-  SEC_CHECK(samples != nullptr && samples->nsamples > 0, prune_method_name(o.method),
-            " needs calibration data (--calib)");
-  nlohmann::ordered_json cal = {{"path", samples->source_path},
-                                {"sha256", samples->source_sha256},
-                                {"nsamples", samples->nsamples},
-                                {"seqlen", samples->seqlen},
-                                {"seed", samples->seed},
-                                {"stream_tokens", samples->stream_tokens},
-                                {"rule",
-                                 "corpus tokenized once with one BOS; window i starts at "
-                                 "Rng(seed).below(n_tokens - seqlen + 1), drawn in order"}};
-  Runner run = [samples](Model& mm, LayerwiseMethod& method, const LayerwiseOptions& lo) {
-    return run_layerwise(mm, *samples, method, lo);
-  };
-  return prune_impl(m, o, run, cal);
-}
-
-PruneReport prune_model_hidden(Model& m, const PruneOptions& o, const std::vector<float>& hidden, int64_t nsamples,
-                               int64_t seqlen) {
-  Runner run = [&](Model& mm, LayerwiseMethod& method, const LayerwiseOptions& lo) {
-    std::vector<float> h = hidden;  // the driver overwrites its buffer
-    return run_layerwise_hidden(mm, h, nsamples, seqlen, method, lo);
-  };
-  return prune_impl(m, o, run, {{"path", "(given hidden states)"}, {"nsamples", nsamples}, {"seqlen", seqlen}});
-}
-
-static PruneReport prune_impl(Model& m, const PruneOptions& o, const Runner& run, nlohmann::ordered_json calibration) {
-  auto t0 = std::chrono::steady_clock::now();
-  PruneReport rep;
-  rep.options = options_json(o);
-  rep.source = {{"path", m.source.path}, {"format", m.source.format}, {"sha256", m.source.sha256}};
-  const int L = m.config.n_layers();
-  if (!o.target.is_nm())
-    SEC_CHECK(o.target.ratio >= 0 && o.target.ratio < 1, "--sparsity must be in [0, 1), got ", o.target.ratio);
-  SEC_CHECK(!(o.owl && o.target.is_nm()),
-            "--owl allocates unstructured per-block sparsity; it cannot be combined with --nm");
-  SEC_CHECK(!(o.owl && o.method == PruneMethod::Magnitude), "--owl works on top of wanda or sparsegpt, not magnitude");
-  std::regex skip_re;
-  const std::regex* skip = nullptr;
-  if (!o.skip_regex.empty()) {
-    try {
-      skip_re = std::regex(o.skip_regex);
-    } catch (const std::regex_error& e) {
-      fail("--skip '", o.skip_regex, "' is not a valid regular expression: ", e.what());
-    }
-    skip = &skip_re;
-  }
-  const bool calibrated = o.method != PruneMethod::Magnitude;
-  rep.calibration = calibration;
-  if (o.target.is_nm()) {
-    // Fail before any work if some layer's input size is not a multiple of M.
-    for (int l = 0; l < L; l++)
-      for (const auto& t : block_targets(m, l, skip, nullptr))
-        SEC_CHECK(t.w->dim(1) % o.target.m == 0, t.name, ": input size ", t.w->dim(1),
-                  " is not a multiple of M = ", o.target.m, " (use --skip to leave it dense)");
-  }
-
-  rep.block_target.assign(size_t(L), o.target.fraction());
-  if (o.owl) {
-    SEC_CHECK(o.owl_lambda >= 0 && o.owl_m > 0, "--owl-lambda must be >= 0 and --owl-m > 0");
-    OwlStatsPass pass(skip, o.owl_m);
-    LayerwiseOptions lo = o.layerwise;
-    lo.label = "owl outlier ratios";
-    run(m, pass, lo);
-    rep.owl_outlier_ratio = pass.ratio;
-    rep.block_target = owl_block_sparsity(pass.ratio, pass.block_params, o.target.ratio, o.owl_lambda);
-    for (int l = 0; l < L; l++)
-      log_info("owl: block ", l, " outlier ratio ", 100 * pass.ratio[size_t(l)], "% -> sparsity ",
-               rep.block_target[size_t(l)]);
-  }
-
-  if (calibrated) {
-    CalibratedPrune method(o, skip, rep.block_target, rep);
-    LayerwiseOptions lo = o.layerwise;
-    lo.label = cat("prune ", prune_method_name(o.method));
-    rep.block_seconds = run(m, method, lo).block_seconds;
-  } else {
-    Progress progress("prune magnitude", L, "blocks");
-    for (int l = 0; l < L; l++) {
-      auto b0 = std::chrono::steady_clock::now();
-      for (const auto& tg : block_targets(m, l, skip, &rep.skipped)) {
-        float* w = tg.w->f32();
-        const int64_t rows = tg.w->dim(0), cols = tg.w->dim(1);
-        apply_mask(w, magnitude_mask(w, rows, cols, o.target, o.magnitude_per_row));
-        rep.layers.push_back({tg.name, l, rows, cols, o.target.fraction(), count_zeros(w, rows * cols)});
-      }
-      rep.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count());
-      progress.update(l + 1);
-    }
-  }
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return rep;
 }
 
 }  // namespace sec

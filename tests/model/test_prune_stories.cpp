@@ -16,7 +16,7 @@
 #include "model/forward.h"
 #include "model/model_io.h"
 #include "ops/ops.h"
-#include "prune/prune.h"
+#include "prune/unstructured_driver.h"
 #include "testing/testing.h"
 
 namespace sec {
@@ -64,17 +64,17 @@ const Fixture& fixture() {
   return f;
 }
 
-double pruned_ppl(PruneMethod method, const std::string& target, bool owl = false, Model* out = nullptr) {
+double pruned_ppl(UnstructuredMethod method, const std::string& target, bool owl = false, Model* out = nullptr) {
   Model m = load_stories();
-  PruneOptions o;
+  UnstructuredOptions o;
   o.method = method;
   o.target = target.find(':') != std::string::npos ? parse_nm(target) : SparsityTarget{std::stod(target), 0, 0};
   o.owl = owl;
   o.layerwise.batch = 16;
-  PruneReport r = prune_model(m, o, &fixture().calib);
+  UnstructuredReport r = prune_unstructured(m, o, &fixture().calib);
   double ppl = perplexity(m, fixture().eval, 256);
-  std::printf("  %-10s %-5s %-4s sparsity %.4f  ppl %.3f  (dense %.3f)\n", prune_method_name(method), target.c_str(),
-              owl ? "owl" : "", r.overall_sparsity(), ppl, fixture().dense_ppl);
+  std::printf("  %-10s %-5s %-4s sparsity %.4f  ppl %.3f  (dense %.3f)\n", unstructured_method_name(method),
+              target.c_str(), owl ? "owl" : "", r.overall_sparsity(), ppl, fixture().dense_ppl);
   if (out) *out = std::move(m);
   return ppl;
 }
@@ -82,9 +82,9 @@ double pruned_ppl(PruneMethod method, const std::string& target, bool owl = fals
 TEST(PruneStories, WandaAndSparseGptBeatMagnitudeAt50) {
   SEC_REQUIRE_SHARED(kModel);
   SEC_REQUIRE_SHARED("data/tinystories/calib.txt");
-  double mag = pruned_ppl(PruneMethod::Magnitude, "0.5");
-  double wanda = pruned_ppl(PruneMethod::Wanda, "0.5");
-  double sgpt = pruned_ppl(PruneMethod::SparseGPT, "0.5");
+  double mag = pruned_ppl(UnstructuredMethod::Magnitude, "0.5");
+  double wanda = pruned_ppl(UnstructuredMethod::Wanda, "0.5");
+  double sgpt = pruned_ppl(UnstructuredMethod::SparseGPT, "0.5");
   EXPECT_LT(wanda, mag);
   EXPECT_LT(sgpt, mag);
   EXPECT_GT(wanda, fixture().dense_ppl);
@@ -92,15 +92,15 @@ TEST(PruneStories, WandaAndSparseGptBeatMagnitudeAt50) {
 
 TEST(PruneStories, OwlWandaBeatsUniformWandaAt70) {
   SEC_REQUIRE_SHARED(kModel);
-  double uniform = pruned_ppl(PruneMethod::Wanda, "0.7");
-  double owl = pruned_ppl(PruneMethod::Wanda, "0.7", true);
+  double uniform = pruned_ppl(UnstructuredMethod::Wanda, "0.7");
+  double owl = pruned_ppl(UnstructuredMethod::Wanda, "0.7", true);
   EXPECT_LT(owl, uniform);
 }
 
 TEST(PruneStories, PrunedGgufLoadsWithIdenticalWeights) {
   SEC_REQUIRE_SHARED(kModel);
   Model m;
-  pruned_ppl(PruneMethod::SparseGPT, "2:4", false, &m);
+  pruned_ppl(UnstructuredMethod::SparseGPT, "2:4", false, &m);
   testing::TempDir dir;
   SaveOptions so;
   so.format = ModelFormat::GGUF;
@@ -142,9 +142,10 @@ TEST(PruneStories, CliWritesModelReportAndProvenance) {
   EXPECT_EQ(j["options"]["nm"], "4:8");
   EXPECT_EQ(j["calibration"]["nsamples"], 16);
   EXPECT_EQ(j["calibration"]["sha256"].get<std::string>().size(), 64u);
-  EXPECT_EQ(j["layers"].size(), 30u);  // 6 of 7 linears x 5 blocks
-  EXPECT_EQ(j["skipped"].size(), 5u);
-  EXPECT_DOUBLE_EQ(j["sparsity"].get<double>(), 0.5);
+  EXPECT_EQ(j["plan"]["layers"].size(), 30u);  // 6 of 7 linears x 5 blocks
+  EXPECT_EQ(j["plan"]["skipped"].size(), 5u);
+  EXPECT_DOUBLE_EQ(j["plan"]["sparsity"].get<double>(), 0.5);
+  EXPECT_EQ(j["params_before"], j["params_after"]);
   Model back = load_model(dir.file("out.gguf"));
   EXPECT_EQ(back.config.provenance["method"], "wanda");
   EXPECT_EQ(back.config.provenance["calib_sha256"], j["calibration"]["sha256"]);

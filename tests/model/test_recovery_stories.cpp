@@ -14,7 +14,7 @@
 #include "calib/sampling.h"
 #include "model/model_io.h"
 #include "model/train_forward.h"
-#include "prune/prune.h"
+#include "prune/unstructured_driver.h"
 #include "testing/testing.h"
 #include "train/data.h"
 #include "train/lora.h"
@@ -54,10 +54,10 @@ TEST(RecoveryStories, LoraAfterWandaPruneLowersPerplexity) {
   so.nsamples = 32;
   so.seqlen = 128;
   CalibSamples cs = sample_calibration(calib, tok, so);
-  PruneOptions po;
-  po.method = PruneMethod::Wanda;
+  UnstructuredOptions po;
+  po.method = UnstructuredMethod::Wanda;
   po.target.ratio = 0.5;
-  prune_model(m, po, &cs);
+  prune_unstructured(m, po, &cs);
   Model pruned = clone_model(m);
 
   auto train_data = load_train_samples(tok, testing::shared_path(kCalib), DataFormat::Text, 128);

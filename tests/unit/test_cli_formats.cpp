@@ -33,18 +33,18 @@ TEST(CliFormats, InitConvertInfo) {
   Model h = load_model(d.file("hf"));
   EXPECT_EQ(h.weights.blocks[1].w_down.to_vector(), m.weights.blocks[1].w_down.to_vector());
 
-  r = run_cli({"convert", d.file("hf"), d.file("c.gguf"), "--dtype", "bf16"});
+  r = run_cli({"convert", d.file("hf"), "-o", d.file("c.gguf"), "--dtype", "bf16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   GgufFile g(d.file("c.gguf"));
   EXPECT_EQ(g.find_tensor("blk.0.ffn_up.weight")->dtype, DType::BF16);
   EXPECT_EQ(g.find_tensor("blk.0.ffn_norm.weight")->dtype, DType::F32);
   EXPECT_EQ(g.get_int("general.file_type"), 32);
-  r = run_cli({"convert", d.file("c.gguf"), d.file("c2"), "--dtype", "f16"});
+  r = run_cli({"convert", d.file("c.gguf"), "-o", d.file("c2"), "--dtype", "f16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   SafetensorsFile c2(d.file("c2/model.safetensors"));
   EXPECT_EQ(c2.find("model.embed_tokens.weight")->dtype, DType::F16);
   EXPECT_EQ(c2.find("model.norm.weight")->dtype, DType::F32);
-  r = run_cli({"convert", d.file("c2"), d.file("c3"), "--to", "gguf"});
+  r = run_cli({"convert", d.file("c2"), "-o", d.file("c3"), "--to", "gguf"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(detect_model_format(d.file("c3")), ModelFormat::GGUF);
 
@@ -114,9 +114,9 @@ TEST(CliFormats, ErrorsExitNonZeroWithMessage) {
   expect_fail(run_cli({"init", "--config", d.file("nope.json"), "-o", d.file("x")}), "nope.json");
   ASSERT_EQ(run_cli({"init", "--config", d.file("config.json"), "-o", d.file("ok.gguf"), "--layers", "1"}).exit_code,
             0);
-  expect_fail(run_cli({"convert", d.file("ok.gguf"), d.file("o"), "--to", "onnx"}), "onnx");
+  expect_fail(run_cli({"convert", d.file("ok.gguf"), "-o", d.file("o"), "--to", "onnx"}), "onnx");
   // A failed conversion leaves no output file behind.
-  expect_fail(run_cli({"convert", d.file("bad.gguf"), d.file("o.gguf")}), "bad.gguf");
+  expect_fail(run_cli({"convert", d.file("bad.gguf"), "-o", d.file("o.gguf")}), "bad.gguf");
   EXPECT_FALSE(file_exists(d.file("o.gguf")));
 }
 

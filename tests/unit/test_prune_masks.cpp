@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "model/init.h"
-#include "prune/prune.h"
+#include "prune/unstructured_driver.h"
 #include "testing/testing.h"
 
 namespace sec {
@@ -197,17 +197,18 @@ TEST(Layerwise, InputsComeFromChangedEarlierBlocks) {
 
 TEST(PruneModel, ReportedSparsityEqualsMeasured) {
   CalibSamples s = random_samples(4, 24, 50, 5);
-  for (PruneMethod method : {PruneMethod::Magnitude, PruneMethod::Wanda, PruneMethod::SparseGPT})
+  for (UnstructuredMethod method :
+       {UnstructuredMethod::Magnitude, UnstructuredMethod::Wanda, UnstructuredMethod::SparseGPT})
     for (bool nm : {false, true}) {
       Model m = init_random_model(tiny_config(), 3, 0.3f, 0.1f);
-      PruneOptions o;
+      UnstructuredOptions o;
       o.method = method;
       if (nm)
         o.target = parse_nm("2:4");
       else
         o.target.ratio = 0.5;
       o.skip_regex = "layers\\.2\\.mlp\\.down_proj";
-      PruneReport r = prune_model(m, o, &s);
+      UnstructuredReport r = prune_unstructured(m, o, &s);
       EXPECT_EQ(r.layers.size(), 3u * 7 - 1);
       ASSERT_EQ(r.skipped, std::vector<std::string>{"model.layers.2.mlp.down_proj.weight"});
       int64_t zeros = 0, params = 0;
@@ -224,7 +225,7 @@ TEST(PruneModel, ReportedSparsityEqualsMeasured) {
           if (l.name == t.name) {
             EXPECT_EQ(l.zeros, z) << t.name;
             // Wanda / magnitude / N:M hit the target exactly; SparseGPT prunes floor() per column block.
-            if (nm || method != PruneMethod::SparseGPT) {
+            if (nm || method != UnstructuredMethod::SparseGPT) {
               EXPECT_DOUBLE_EQ(l.sparsity(), 0.5) << t.name;
             } else {
               EXPECT_NEAR(l.sparsity(), 0.5, 0.01) << t.name;
@@ -237,7 +238,7 @@ TEST(PruneModel, ReportedSparsityEqualsMeasured) {
       EXPECT_EQ(r.block_seconds.size(), 3u);
       auto j = r.to_json();
       EXPECT_EQ(j["layers"].size(), r.layers.size());
-      EXPECT_EQ(j["options"]["method"], prune_method_name(method));
+      EXPECT_EQ(unstructured_options_json(o)["method"], unstructured_method_name(method));
       // Embeddings and norms untouched.
       EXPECT_EQ(count_zeros(m.weights.embed.f32(), m.weights.embed.numel()), 0);
     }
@@ -246,11 +247,11 @@ TEST(PruneModel, ReportedSparsityEqualsMeasured) {
 TEST(PruneModel, OwlPreservesMeanAndRejectsNM) {
   CalibSamples s = random_samples(4, 24, 50, 6);
   Model m = init_random_model(tiny_config(), 4, 0.3f, 0.1f);
-  PruneOptions o;
-  o.method = PruneMethod::Wanda;
+  UnstructuredOptions o;
+  o.method = UnstructuredMethod::Wanda;
   o.target.ratio = 0.6;
   o.owl = true;
-  PruneReport r = prune_model(m, o, &s);
+  UnstructuredReport r = prune_unstructured(m, o, &s);
   ASSERT_EQ(r.owl_outlier_ratio.size(), 3u);
   double mean = 0;
   for (double t : r.block_target) mean += t / 3;
@@ -259,12 +260,12 @@ TEST(PruneModel, OwlPreservesMeanAndRejectsNM) {
   o.owl = false;
   o.target = parse_nm("2:4");
   o.owl = true;
-  EXPECT_THROW(prune_model(m, o, &s), Error);
+  EXPECT_THROW(prune_unstructured(m, o, &s), Error);
   o.owl = false;
   o.skip_regex = "([";
-  EXPECT_THROW(prune_model(m, o, &s), Error);
+  EXPECT_THROW(prune_unstructured(m, o, &s), Error);
   o.skip_regex = "";
-  EXPECT_THROW(prune_model(m, o, nullptr), Error);  // wanda needs calibration data
+  EXPECT_THROW(prune_unstructured(m, o, nullptr), Error);  // wanda needs calibration data
 }
 
 }  // namespace

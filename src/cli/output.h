@@ -1,0 +1,44 @@
+// The one output rule of every command that writes a model (prune, finetune --merge, distill,
+// convert, init): a name ending in .gguf is a GGUF file, anything else a Hugging Face directory;
+// --to overrides the name, and a --to that contradicts a .gguf name is an error. Each option is
+// declared here once.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "model/model_io.h"
+
+namespace sec {
+
+struct OutputArgs {
+  std::string path, to, dtype;
+};
+
+inline void add_output_options(CLI::App& app, OutputArgs& o, const std::string& what) {
+  app.add_option("-o,--output", o.path, what + ": a .gguf file, or else a Hugging Face directory")->required();
+  app.add_option("--to", o.to, "Output format hf | gguf (default: gguf when the name ends in .gguf, else hf)");
+  app.add_option("--dtype", o.dtype, "Stored weight type f32 | f16 | bf16 (default: the input's; norms stay f32)");
+}
+
+inline bool names_gguf(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// The format and dtype of the output; `input_dtype` is used when --dtype is not given.
+inline SaveOptions output_save_options(const OutputArgs& o, DType input_dtype) {
+  SaveOptions so;
+  so.format = names_gguf(o.path) ? ModelFormat::GGUF : ModelFormat::HF;
+  if (!o.to.empty()) {
+    const ModelFormat f = parse_model_format(o.to);
+    SEC_CHECK(f == ModelFormat::HF || f == ModelFormat::GGUF, "--to must be hf or gguf, not ", o.to);
+    SEC_CHECK(!(f == ModelFormat::HF && names_gguf(o.path)), "--to hf contradicts the output name ", o.path,
+              ": a .gguf name is a GGUF file (drop --to, or name the HF directory without .gguf)");
+    so.format = f;
+  }
+  so.dtype = o.dtype.empty() ? input_dtype : parse_dtype(o.dtype);
+  return so;
+}
+
+}  // namespace sec
