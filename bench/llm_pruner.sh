@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# LLM-Pruner Taylor importance (gradients + scores) and surgery, secateur vs PyTorch, same machine,
+# same run (issue 8 benchmark). Usage: bench/llm_pruner.sh [--layers 4 --nsamples 10 --seqlen 64 --repeat 3]
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for both sides (see bench/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)" --target llm_pruner_taylor >/dev/null
+ours=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/llm_pruner_taylor "$@")
+theirs=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/llm_pruner_torch.py "$@")
+echo "$ours"
+echo "$theirs"
+a=$(echo "$ours" | sed -E 's/.* total ([0-9.]+) s.*/\1/')
+b=$(echo "$theirs" | sed -E 's/.* total ([0-9.]+) s.*/\1/')
+echo "secateur is $(echo "scale=2; $b / $a" | bc)x faster"
