@@ -1,6 +1,8 @@
 // Loading and saving whole models. Every tensor name comes from the table in model/weights.h; the
-// RoPE row permutation is applied for llama2.c and GGUF "llama" files (GGUF "qwen2" uses rotate-half
-// RoPE in llama.cpp, like HF, so its q/k rows are stored as is). See docs/formats.md.
+// RoPE row permutation is applied for llama2.c and GGUF "llama" / "deci" files (GGUF "qwen2" uses
+// rotate-half RoPE in llama.cpp, like HF, so its q/k rows are stored as is). Models whose blocks
+// differ are written as GGUF "deci", the llama.cpp architecture that sizes every block from
+// per-layer head / KV-head / FFN counts. See docs/formats.md.
 #include "model/model_io.h"
 
 #include <algorithm>
@@ -215,6 +217,59 @@ static void save_hf(const Model& m, const std::string& dir, const SaveOptions& o
 // ---------------------------------------------------------------------------------------------
 // GGUF
 
+// Per-block sizes in llama.cpp: its "llama" and "qwen2" loaders read head_count, head_count_kv and
+// feed_forward_length per layer (arrays are accepted) but size every block's tensors from layer 0's
+// values, so a model whose blocks differ fails there ("blk.1.attn_q.weight has wrong shape").
+// Its "deci" architecture (Nemotron / DeciLM) sizes each block from its own entries, creates no
+// attention tensors for a block with 0 heads, no FFN tensors for a block with FFN 0, and takes
+// optional q/k/v biases of each block's size; it uses llama's interleaved RoPE. Two cases its
+// graph gets wrong are written with placeholders that compute exactly zero:
+//  * FFN 0 in a block that has attention: llama.cpp skips the rest of such a block (it was meant
+//    for Nemotron's blocks that have neither), dropping the attention output; and in the last
+//    block it skips the selection of the output rows too. So every FFN-free block is written with
+//    an FFN of width 1 whose weights are zero (its output is exactly 0).
+//  * 0 heads in block 0: llama.cpp derives the head size (and reads key_length) only when block
+//    0 has heads. Block 0 is then written with one head whose q/k/v/o weights are zero.
+// The placeholders are listed in secateur.placeholder_ffn_blocks / placeholder_attention_blocks
+// (INT32 arrays), and the reader turns them back into FFN 0 / 0 heads.
+constexpr const char* kPlaceholderFfnKey = "secateur.placeholder_ffn_blocks";
+constexpr const char* kPlaceholderAttnKey = "secateur.placeholder_attention_blocks";
+
+static bool is_attention_kind(TensorKind k) {
+  switch (k) {
+    case TensorKind::AttnNorm:
+    case TensorKind::Q:
+    case TensorKind::K:
+    case TensorKind::V:
+    case TensorKind::O:
+    case TensorKind::QBias:
+    case TensorKind::KBias:
+    case TensorKind::VBias:
+      return true;
+    default:
+      return false;
+  }
+}
+
+static bool is_ffn_kind(TensorKind k) {
+  return k == TensorKind::FfnNorm || k == TensorKind::Gate || k == TensorKind::Up || k == TensorKind::Down;
+}
+
+// A tensor of a sub-block the config removes (attention of a block with 0 heads, FFN of a block
+// with FFN 0). Such tensors are never stored in GGUF files.
+static bool tensor_absent(const Config& c, TensorKind k, int layer) {
+  if (layer < 0) return false;
+  const BlockDims& b = c.blocks[size_t(layer)];
+  return (b.n_heads == 0 && is_attention_kind(k)) || (b.ffn_dim == 0 && is_ffn_kind(k));
+}
+
+// The GGUF architecture a model is written as: llama / qwen2 when every block has the same sizes
+// and none lacks attention or FFN (those outputs are unchanged), deci otherwise.
+static std::string gguf_architecture_for(const Config& c) {
+  const bool plain = c.uniform_blocks() && c.blocks[0].n_heads > 0 && c.blocks[0].ffn_dim > 0;
+  return plain ? (c.attn_bias ? "qwen2" : "llama") : "deci";
+}
+
 static std::vector<int64_t> per_layer(const GgufFile& g, const std::string& key, int n_layers, bool required,
                                       int64_t def) {
   const GgufValue* v = g.find(key);
@@ -254,8 +309,8 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   Model m;
   Config& c = m.config;
   const std::string arch = g.get_string("general.architecture");
-  SEC_CHECK(arch == "llama" || arch == "qwen2", path, ": unsupported GGUF architecture '", arch,
-            "' (supported: llama, qwen2)");
+  SEC_CHECK(arch == "llama" || arch == "qwen2" || arch == "deci", path, ": unsupported GGUF architecture '", arch,
+            "' (supported: llama, qwen2, deci)");
   c.architecture = arch;
   c.attn_bias = arch == "qwen2";
   const std::string a = arch + ".";
@@ -273,6 +328,55 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     max_heads = std::max(max_heads, h);
   }
   SEC_CHECK(max_heads > 0, path, ": every block has zero attention heads");
+  // deci: per-block q/k/v biases (a Qwen2-style model), the same in every block that has attention.
+  if (arch == "deci") {
+    int with = 0, attn_blocks = 0;
+    for (int l = 0; l < L; l++) {
+      if (c.blocks[l].n_heads == 0) continue;
+      attn_blocks++;
+      with += g.find_tensor(tensor_name_gguf(TensorKind::QBias, l)) != nullptr;
+    }
+    SEC_CHECK(with == 0 || with == attn_blocks, path, ": ", with, " of ", attn_blocks,
+              " blocks with attention have q/k/v biases (all or none must)");
+    c.attn_bias = with > 0;
+    c.architecture = c.attn_bias ? "qwen2" : "llama";  // what save_gguf writes as deci
+  }
+  // Placeholder sub-blocks secateur writes for llama.cpp's deci (see the top of this section).
+  std::set<std::string> placeholder_tensors;
+  auto placeholders = [&](const char* key, bool ffn_part) {
+    const GgufValue* v = g.find(key);
+    if (!v) return;
+    SEC_CHECK(arch == "deci" && v->is_array() && (!v->ints.empty() || v->array_size() == 0), path, ": ", key,
+              " must be an integer array in a deci file");
+    for (int64_t l : v->ints) {
+      SEC_CHECK(l >= 0 && l < L, path, ": ", key, " lists block ", l, " but the model has ", L, " blocks");
+      BlockDims& b = c.blocks[size_t(l)];
+      if (ffn_part) {
+        SEC_CHECK(b.ffn_dim == 1, path, ": block ", l, " is listed in ", key, " but its FFN has width ", b.ffn_dim);
+        b.ffn_dim = 0;
+      } else {
+        SEC_CHECK(b.n_heads == 1 && b.n_kv_heads == 1, path, ": block ", l, " is listed in ", key, " but has ",
+                  b.n_heads, " heads");
+        b.n_heads = b.n_kv_heads = 0;
+      }
+      for (const auto& rule : tensor_name_rules()) {
+        if (!(ffn_part ? is_ffn_kind(rule.kind) : is_attention_kind(rule.kind))) continue;
+        const std::string name = tensor_name_gguf(rule.kind, int(l));
+        const GgufTensorInfo* t = g.find_tensor(name);
+        if (!t) continue;  // e.g. no biases; a missing weight is reported as unexpected/missing below
+        // The weights that produce the sub-block's output must be zero, or dropping it changes the model.
+        if (rule.kind == TensorKind::Down || rule.kind == TensorKind::O) {
+          Tensor w = g.read_f32(*t);
+          const float* p = w.f32();
+          SEC_CHECK(std::all_of(p, p + w.numel(), [](float x) { return x == 0.f; }), path, ": tensor ", name,
+                    " of placeholder block ", l, " is not zero");
+        }
+        placeholder_tensors.insert(name);
+      }
+    }
+  };
+  placeholders(kPlaceholderFfnKey, true);
+  placeholders(kPlaceholderAttnKey, false);
   int64_t hd = g.get_int(a + "attention.key_length", g.get_int(a + "rope.dimension_count", c.dim / max_heads));
   c.head_dim = checked_int(g, a + "attention.key_length", hd, 1);
   c.max_seq_len = checked_int(g, a + "context_length", g.get_int(a + "context_length", 2048), 1);
@@ -333,12 +437,23 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     fail(path, ": ", e.what());
   }
 
-  std::set<std::string> used = {"rope_freqs.weight"};
+  std::set<std::string> used = placeholder_tensors;
+  used.insert("rope_freqs.weight");
   if (c.tied_embeddings && out) used.insert(out->name);
   std::map<DType, int64_t> dtypes;
   m.weights.blocks.resize(c.n_layers());
-  const bool interleaved = arch == "llama";
+  const bool interleaved = arch == "llama" || arch == "deci";
   for_each_tensor(c, m.weights, [&](TensorRef& r) {
+    if (tensor_absent(c, r.kind, r.layer)) {  // a removed attention / FFN: not read from the file
+      // (Only while for_each_tensor still visits such tensors: norms 1, the rest empty.)
+      r.tensor = Tensor::zeros(r.shape);
+      if (r.kind == TensorKind::AttnNorm || r.kind == TensorKind::FfnNorm)
+        std::fill(r.tensor.f32(), r.tensor.f32() + r.tensor.numel(), 1.f);
+      // secateur's older llama-architecture files stored such blocks' norms and empty tensors.
+      std::string name = tensor_name_gguf(r.kind, r.layer);
+      if (arch != "deci" && g.find_tensor(name)) used.insert(name);
+      return;
+    }
     std::string name = tensor_name_gguf(r.kind, r.layer);
     const GgufTensorInfo* t = g.find_tensor(name);
     SEC_CHECK(t != nullptr, path, ": missing tensor ", name, " (shape ", shape_str(r.shape), ")");
@@ -370,10 +485,26 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
 
 static void save_gguf(const Model& m, const std::string& path, const SaveOptions& opts) {
   const Config& c = m.config;
-  const std::string arch = c.attn_bias ? "qwen2" : "llama";
   SEC_CHECK(!c.attn_bias || c.architecture == "qwen2" || c.architecture == "llama", "cannot save architecture ",
             c.architecture, " as GGUF");
+  const std::string arch = gguf_architecture_for(c);
+  const bool deci = arch == "deci";
   const std::string a = arch + ".";
+  // The block sizes stored in the file: deci placeholders (see above) where llama.cpp needs them.
+  std::vector<BlockDims> stored = c.blocks;
+  std::vector<int64_t> placeholder_ffn, placeholder_attn;
+  if (deci) {
+    for (int l = 0; l < c.n_layers(); l++) {
+      if (c.blocks[l].ffn_dim == 0) {
+        stored[l].ffn_dim = 1;
+        placeholder_ffn.push_back(l);
+      }
+    }
+    if (c.blocks[0].n_heads == 0) {
+      stored[0].n_heads = stored[0].n_kv_heads = 1;
+      placeholder_attn.push_back(0);
+    }
+  }
   GgufWriter w;
   w.set("general.architecture", GgufValue::string(arch));
   auto pname = c.provenance.find("name");
@@ -385,21 +516,18 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
   w.set(a + "context_length", GgufValue::u32(uint32_t(c.max_seq_len)));
   w.set(a + "embedding_length", GgufValue::u32(uint32_t(c.dim)));
   w.set(a + "block_count", GgufValue::u32(uint32_t(c.n_layers())));
-  // llama.cpp reads these three per layer when they are arrays.
+  // Scalars for llama / qwen2 (uniform); one INT32 entry per block for deci.
   auto dims = [&](const char* key, int BlockDims::*field) {
-    bool same = true;
     std::vector<int64_t> v;
-    for (const auto& b : c.blocks) {
-      v.push_back(b.*field);
-      same &= b.*field == c.blocks[0].*field;
-    }
-    w.set(a + key, same ? GgufValue::u32(uint32_t(v[0])) : GgufValue::array_i32(v));
+    for (const auto& b : stored) v.push_back(b.*field);
+    w.set(a + key, deci ? GgufValue::array_i32(v) : GgufValue::u32(uint32_t(v[0])));
   };
   dims("feed_forward_length", &BlockDims::ffn_dim);
   dims("attention.head_count", &BlockDims::n_heads);
   dims("attention.head_count_kv", &BlockDims::n_kv_heads);
-  // llama.cpp assumes head_dim = embedding_length / head_count unless key_length says otherwise.
-  if (!c.uniform_blocks() || c.blocks[0].n_heads * c.head_dim != c.dim) {
+  // llama.cpp assumes head_dim = embedding_length / head_count (of block 0) unless key_length says
+  // otherwise; deci files always state it.
+  if (deci || c.blocks[0].n_heads * c.head_dim != c.dim) {
     w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
     w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
   }
@@ -427,12 +555,23 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
     prov["rope_scaling.original_max_position"] = cat(c.rope_scaling.original_max_position);
   }
   for (const auto& [k, v] : prov) w.set("secateur." + k, GgufValue::string(v));
+  if (!placeholder_ffn.empty()) w.set(kPlaceholderFfnKey, GgufValue::array_i32(placeholder_ffn));
+  if (!placeholder_attn.empty()) w.set(kPlaceholderAttnKey, GgufValue::array_i32(placeholder_attn));
 
   // Tensors: 1-D ones (norms, biases) always f32, as llama.cpp does.
   // Permuted and converted tensor by tensor while writing: at most one copy exists at a time.
-  const bool interleaved = arch == "llama";
+  struct Entry {
+    std::string name;
+    Shape shape;
+    DType dtype;
+    std::function<Tensor()> make;
+    int layer;
+  };
+  std::vector<Entry> entries;
+  const bool interleaved = arch == "llama" || deci;
   std::function<Tensor()> embed_stored;
   for_each_tensor(c, m.weights, [&](const TensorRef& r) {
+    if (tensor_absent(c, r.kind, r.layer)) return;  // never stored (zero-size, or a removed block's norm)
     SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
               shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
     RopeRows rope = tensor_rule(r.kind).rope;
@@ -442,8 +581,64 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
     const DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
     auto make = [t = r.tensor, heads, d] { return to_stored(heads ? rope_rows_to_interleaved(t, heads) : t, d); };
     if (r.kind == TensorKind::Embed) embed_stored = make;
-    w.add_tensor(tensor_name_gguf(r.kind, r.layer), r.shape, d, make);
+    entries.push_back({tensor_name_gguf(r.kind, r.layer), r.shape, d, make, r.layer});
   });
+  // Placeholder tensors go where their block's tensors would be: before the first tensor of a later
+  // block or the final norm. Norms are ones, everything else zero (the sub-block outputs exactly 0).
+  auto add_placeholders = [&](int l, std::initializer_list<TensorKind> kinds) {
+    auto at =
+        std::find_if(entries.begin() + 1, entries.end(), [&](const Entry& e) { return e.layer < 0 || e.layer > l; });
+    std::vector<Entry> add;
+    for (TensorKind k : kinds) {
+      if ((k == TensorKind::QBias || k == TensorKind::KBias || k == TensorKind::VBias) && !c.attn_bias) continue;
+      const int hd = c.head_dim;
+      Shape shape;
+      switch (k) {
+        case TensorKind::AttnNorm:
+        case TensorKind::FfnNorm:
+          shape = {c.dim};
+          break;
+        case TensorKind::Q:
+        case TensorKind::K:
+        case TensorKind::V:
+          shape = {hd, c.dim};
+          break;
+        case TensorKind::QBias:
+        case TensorKind::KBias:
+        case TensorKind::VBias:
+          shape = {hd};
+          break;
+        case TensorKind::O:
+          shape = {c.dim, hd};
+          break;
+        case TensorKind::Gate:
+        case TensorKind::Up:
+          shape = {1, c.dim};
+          break;
+        case TensorKind::Down:
+          shape = {c.dim, 1};
+          break;
+        default:
+          SEC_ASSERT(false);
+      }
+      const bool norm = k == TensorKind::AttnNorm || k == TensorKind::FfnNorm;
+      const DType d = shape.size() == 1 ? DType::F32 : opts.dtype;
+      add.push_back({tensor_name_gguf(k, l), shape, d,
+                     [shape, d, norm] {
+                       Tensor t = Tensor::zeros(shape);
+                       if (norm) std::fill(t.f32(), t.f32() + t.numel(), 1.f);
+                       return to_stored(t, d);
+                     },
+                     l});
+    }
+    entries.insert(at, add.begin(), add.end());
+  };
+  for (int64_t l : placeholder_attn)
+    add_placeholders(int(l), {TensorKind::AttnNorm, TensorKind::Q, TensorKind::K, TensorKind::V, TensorKind::QBias,
+                              TensorKind::KBias, TensorKind::VBias, TensorKind::O});
+  for (int64_t l : placeholder_ffn)
+    add_placeholders(int(l), {TensorKind::FfnNorm, TensorKind::Gate, TensorKind::Up, TensorKind::Down});
+  for (const Entry& e : entries) w.add_tensor(e.name, e.shape, e.dtype, e.make);
   // A tied classifier is written out as output.weight too, like llama.cpp's llama2.c converter;
   // the reader recognises it as tied because its bytes equal token_embd.weight.
   if (c.tied_embeddings)

@@ -88,6 +88,56 @@ CommandResult run_python(const std::string& script, const std::vector<std::strin
   return run_command(cmd);
 }
 
+static std::string node_binary() {
+  const char* env = std::getenv("SECATEUR_NODE");
+  return env && *env ? env : "node";
+}
+
+static std::string llamacpp_script() { return std::string(SECATEUR_SOURCE_DIR) + "/tools/llamacpp/llamacpp.mjs"; }
+
+CommandResult run_llamacpp(const std::vector<std::string>& args) {
+  std::string cmd = shell_quote(node_binary());
+  cmd += ' ';
+  cmd += shell_quote(llamacpp_script());
+  for (const auto& a : args) {
+    cmd += ' ';  // (not `" " + ...`: GCC 12 warns falsely about that, -Wrestrict)
+    cmd += shell_quote(a);
+  }
+  cmd += " </dev/null";
+  return run_command(cmd);
+}
+
+// Cheap (it runs in every test process): node_modules is installed and `node` is >= 20. A broken
+// installation past that makes the tests fail, not skip.
+static const std::string& llamacpp_check() {
+  static const std::string reason = [] {
+    const std::string how =
+        "install Node.js >= 20 and run scripts/setup.sh (it runs `npm ci` in tools/llamacpp, which needs the npm "
+        "registry), or set SECATEUR_NODE to a node binary";
+    const std::string dir = std::string(SECATEUR_SOURCE_DIR) + "/tools/llamacpp";
+    if (!std::filesystem::exists(dir + "/node_modules/node-llama-cpp/package.json") ||
+        !std::filesystem::exists(dir + "/node_modules/@node-llama-cpp/linux-x64/package.json"))
+      return dir + "/node_modules lacks node-llama-cpp or its prebuilt linux-x64 binaries; " + how;
+    std::string cmd = shell_quote(node_binary());
+    cmd += " -e 'process.exit(Number(process.versions.node.split(\".\")[0]) >= 20 ? 0 : 3)'";
+    CommandResult r = run_command(cmd);
+    if (r.exit_code == 3) return "Node.js " + node_binary() + " is older than 20 (node-llama-cpp needs >= 20); " + how;
+    if (r.exit_code != 0) {
+      std::string msg = node_binary();
+      msg += " does not run (exit " + std::to_string(r.exit_code) + "): ";
+      msg += r.err.substr(0, 200);
+      msg += "; ";
+      msg += how;
+      return msg;
+    }
+    return std::string();
+  }();
+  return reason;
+}
+
+bool llamacpp_available() { return llamacpp_check().empty(); }
+std::string llamacpp_unavailable_reason() { return llamacpp_check(); }
+
 void write_f32(const std::string& path, const std::vector<float>& v) {
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));

@@ -41,6 +41,15 @@ bool python_oracle_available();
 CommandResult run_python(const std::string& script, const std::vector<std::string>& args);
 std::string shell_quote(const std::string& s);
 
+// A real llama.cpp: tools/llamacpp/llamacpp.mjs, run by Node.js (>= 20) with node-llama-cpp's
+// prebuilt CPU build (installed by scripts/setup.sh: npm ci in tools/llamacpp). Node is `node` on
+// the PATH, or $SECATEUR_NODE. Available = the packages are installed and node is >= 20 (checked
+// once per process, cheaply); use SEC_REQUIRE_LLAMACPP to skip when it is not.
+bool llamacpp_available();
+std::string llamacpp_unavailable_reason();  // why not, with how to install ("" when available)
+// Runs llamacpp.mjs with the given (unquoted) arguments; its JSON result is on stdout.
+CommandResult run_llamacpp(const std::vector<std::string>& args);
+
 // Raw little-endian f32/i32 array files (the exchange format with the python reference).
 void write_f32(const std::string& path, const std::vector<float>& v);
 std::vector<float> read_f32(const std::string& path);
@@ -66,4 +75,10 @@ std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed);
   do {                                                                                                         \
     if (!::sec::testing::python_oracle_available())                                                            \
       GTEST_SKIP() << "python3 with torch/numpy (" SECATEUR_PYTHON ") is not available; run scripts/setup.sh"; \
+  } while (0)
+
+#define SEC_REQUIRE_LLAMACPP()                                                                         \
+  do {                                                                                                 \
+    if (!::sec::testing::llamacpp_available())                                                         \
+      GTEST_SKIP() << "llama.cpp is not available: " << ::sec::testing::llamacpp_unavailable_reason(); \
   } while (0)

@@ -1,6 +1,7 @@
 // GGUF: every metadata type through the writer and reader, tensor dims reversed on disk, custom
 // alignment, version 2 files, the tokenizer metadata, and model-level GGUF saves (per-layer dims,
 // qwen2 biases, llama3 rope_freqs, no-tokenizer placeholder).
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -190,11 +191,14 @@ Model save_load(const Model& m, const std::string& path) {
   return load_model(path);
 }
 
-TEST(Gguf, PerLayerDimsAreArrays) {
+// Blocks that differ: llama.cpp's "deci" architecture with per-layer arrays (docs/formats.md).
+TEST(Gguf, PerLayerDimsAreDeciArrays) {
   testing::TempDir d;
   Config c = small("llama");
   c.blocks = {{4, 2, 24}, {2, 1, 8}, {4, 4, 0}};  // pruned heads and MLP; head_dim * heads != dim
   Model m = init_random_model(c, 5, 0.1f, 0.1f);
+  // Block 2 has no FFN: its norm is not stored, and reads back as 1.
+  std::fill(m.weights.blocks[2].ffn_norm.f32(), m.weights.blocks[2].ffn_norm.f32() + c.dim, 1.f);
   Model back = save_load(m, d.file("p.gguf"));
   EXPECT_EQ(back.config.blocks, c.blocks);
   EXPECT_EQ(back.config.head_dim, 4);
@@ -203,11 +207,14 @@ TEST(Gguf, PerLayerDimsAreArrays) {
   EXPECT_EQ(back.config.norm_eps, 1e-6f);
   expect_same(m, back);
   GgufFile f(d.file("p.gguf"));
-  EXPECT_EQ(f.find("llama.attention.head_count")->ints, (std::vector<int64_t>{4, 2, 4}));
-  EXPECT_EQ(f.find("llama.attention.head_count")->elem_type, GgufType::I32);
-  EXPECT_EQ(f.find("llama.attention.head_count_kv")->ints, (std::vector<int64_t>{2, 1, 4}));
-  EXPECT_EQ(f.find("llama.feed_forward_length")->ints, (std::vector<int64_t>{24, 8, 0}));
-  EXPECT_EQ(f.get_int("llama.attention.key_length"), 4);
+  EXPECT_EQ(f.get_string("general.architecture"), "deci");
+  EXPECT_EQ(f.find("deci.attention.head_count")->ints, (std::vector<int64_t>{4, 2, 4}));
+  EXPECT_EQ(f.find("deci.attention.head_count")->elem_type, GgufType::I32);
+  EXPECT_EQ(f.find("deci.attention.head_count_kv")->ints, (std::vector<int64_t>{2, 1, 4}));
+  // FFN 0 next to attention: a zero FFN of width 1 stands in (llama.cpp would drop the attention).
+  EXPECT_EQ(f.find("deci.feed_forward_length")->ints, (std::vector<int64_t>{24, 8, 1}));
+  EXPECT_EQ(f.find("secateur.placeholder_ffn_blocks")->ints, (std::vector<int64_t>{2}));
+  EXPECT_EQ(f.get_int("deci.attention.key_length"), 4);
   EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "no_vocab");  // no tokenizer: llama.cpp's placeholder
   EXPECT_FALSE(back.tokenizer);
   EXPECT_EQ(f.get_string("secateur.version"), SECATEUR_VERSION);
