@@ -531,7 +531,7 @@ TEST(LlamaCppDeciQuirks, AttentionFreeBlockZeroLosesTheHeadSize) {
 // (deci with the placeholders) and back. DISABLED until the lead's for_each_tensor change (tensors
 // with a zero-size dimension are no longer part of the model) is merged; enable it then. It passes
 // on this branch against the current for_each_tensor too (run with --gtest_also_run_disabled_tests).
-TEST(LlamaCpp, DISABLED_BlocksWithoutAttentionOrFfn) {
+TEST(LlamaCpp, BlocksWithoutAttentionOrFfn) {
   SEC_REQUIRE_LLAMACPP();
   testing::TempDir d;
   Config c = testing::tiny_config(4, 2, false, false);
