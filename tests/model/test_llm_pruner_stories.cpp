@@ -13,7 +13,9 @@
 #include "calib/dataset.h"
 #include "core/threads.h"
 #include "eval/perplexity.h"
+#include "model/generate.h"
 #include "model/model_io.h"
+#include "io/gguf.h"
 #include "testing/testing.h"
 #include "train/data.h"
 #include "train/lora.h"
@@ -167,6 +169,57 @@ TEST(LlmPrunerStories, TargetParamsFindsTheRatio) {
       EXPECT_GE(b["ffn_dim"].get<int>(), 1);
     }
   }
+}
+
+// The pruned GGUFs run in llama.cpp with secateur's greedy text: uniform blocks (llama), and blocks
+// of different sizes (--global: deci).
+TEST(LlmPrunerStories, PrunedGgufRunsInLlamaCpp) {
+  SEC_REQUIRE_SHARED(kModel);
+  SEC_REQUIRE_SHARED(kCalib);
+  SEC_REQUIRE_LLAMACPP();
+  testing::TempDir dir;
+  const std::string global = dir.file("global.gguf");
+  std::vector<std::string> args = acceptance_args(global);
+  args.push_back("--global");
+  ASSERT_EQ(testing::run_cli(args).exit_code, 0);
+  for (const std::string& path : {pruned_path(), global}) {
+    Model m = load_model(path);
+    GgufFile f(path);
+    const std::string arch = f.get_string("general.architecture");
+    EXPECT_EQ(arch, m.config.uniform_blocks() ? "llama" : "deci") << path;
+    GenerateOptions o;
+    o.max_new_tokens = 60;
+    o.temperature = 0.f;
+    const std::vector<int32_t> ours = generate(m, {1}, o);
+    auto r = testing::run_llamacpp({"generate", path, "--tokens", "60", "--prompt-ids", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["ids"].get<std::vector<int32_t>>(), ours) << arch << ": " << m.tokenizer->decode(ours);
+    std::printf("[ info ] %s (%s): %s\n", path.c_str(), arch.c_str(), m.tokenizer->decode(ours).c_str());
+  }
+  EXPECT_FALSE(load_model(global).config.uniform_blocks());  // global ranking sizes blocks differently
+}
+
+// finetune (LoRA, merged) and distill work on a model whose blocks differ.
+TEST(LlmPrunerStories, FinetuneAndDistillOnNonUniformBlocks) {
+  SEC_REQUIRE_SHARED(kModel);
+  SEC_REQUIRE_SHARED(kCalib);
+  testing::TempDir dir;
+  std::vector<std::string> args = acceptance_args(dir.file("g.gguf"));
+  args.push_back("--global");
+  ASSERT_EQ(testing::run_cli(args).exit_code, 0);
+  auto r = testing::run_cli({"finetune", dir.file("g.gguf"), "-o", dir.file("ft.gguf"), "--data",
+                             testing::shared_path(kCalib), "--max-steps", "3", "--batch", "4", "--micro-batch", "2",
+                             "--seqlen", "64", "--merge", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Model ft = load_model(dir.file("ft.gguf"));
+  EXPECT_EQ(ft.config.blocks, load_model(dir.file("g.gguf")).config.blocks);
+  r = testing::run_cli({"distill", "--teacher", testing::shared_path(kModel), "--student", dir.file("g.gguf"), "-o",
+                        dir.file("d"), "--data", testing::shared_path(kCalib), "--max-steps", "3", "--batch", "4",
+                        "--micro-batch", "2", "--seqlen", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("d") + "/config.json"));  // no .gguf: an HF directory
+  EXPECT_EQ(load_model(dir.file("d")).config.blocks, ft.config.blocks);
 }
 
 }  // namespace
