@@ -2,7 +2,8 @@
 // 5632, vocab 32000, `layers` blocks): gradients of the mean next-token loss over nsamples x
 // seqlen calibration tokens, first-order Taylor scores of every KV group and MLP channel (sum
 // aggregation), the block-wise choice (attention ratio 0.25, MLP ratio 0.2) and the surgery that
-// builds the smaller model. Run through bench/llm_pruner.sh with its PyTorch counterpart
+// builds the smaller model. As in `secateur prune`, only the candidate groups' tensors get gradients
+// (not the embedding's or the head's). Run through bench/llm_pruner.sh with its PyTorch counterpart
 // (bench/llm_pruner_torch.py), which does the same computation.
 #include <chrono>
 #include <cstdio>
@@ -40,9 +41,10 @@ int main(int argc, char** argv) {
   double grad_s = 1e30, total_s = 1e30;
   for (int r = 0; r < repeat + 1; r++) {  // the first run warms up
     auto t0 = std::chrono::steady_clock::now();
-    sec::GradientStats g = sec::calibration_gradients(m, s, false, o.micro_batch);
+    sec::GroupScores gs = sec::candidate_groups(m, &o);
+    sec::GradientStats g = sec::calibration_gradients(m, s, false, o.micro_batch, sec::member_tensors(gs));
     auto t1 = std::chrono::steady_clock::now();
-    sec::GroupScores gs = sec::score_groups(m, &g, o.importance, o.taylor, o.aggregate);
+    sec::score_groups(m, &g, o.importance, o.taylor, o.aggregate, 0, gs);
     g = sec::GradientStats();
     sec::Model pruned = sec::apply_selection(m, sec::llm_pruner_plan(m, gs, o).selection);
     auto t2 = std::chrono::steady_clock::now();

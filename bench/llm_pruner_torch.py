@@ -1,5 +1,7 @@
 """PyTorch counterpart of llm_pruner_taylor.cpp: the same TinyLlama-shaped random model in float32
-(tools/reference/llama_ref.py's forward), gradients of the mean next-token loss by autograd, the
+(tools/reference/llama_ref.py's forward), gradients of the mean next-token loss by autograd (of every
+tensor, as the official code does with requires_grad on every parameter; --same-tensors 1: only the
+block linears, the tensors secateur differentiates), the
 official code's first-order Taylor saliences (sum over each weight vector of |w g|, summed over a
 group's members and a head's channels), the lowest KV groups (ratio 0.25) and MLP channels
 (F - int(F * 0.8)) per block, and the surgery (index_select of every tensor into a new model)."""
@@ -20,6 +22,7 @@ ap.add_argument("--layers", type=int, default=4)
 ap.add_argument("--nsamples", type=int, default=10)
 ap.add_argument("--seqlen", type=int, default=64)
 ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--same-tensors", type=int, default=0)
 a = ap.parse_args()
 
 torch.set_num_threads(os.cpu_count())
@@ -30,15 +33,15 @@ windows = (torch.arange(n) * 7919 % tl.V).view(a.nsamples, a.seqlen)
 
 
 def run():
-    for t in w.values():
-        t.requires_grad_(True)
+    for k, t in w.items():
+        t.requires_grad_(not a.same_tensors or "_proj." in k)
         t.grad = None
     logits = llama_ref.forward(cfg, w, windows[:, :-1])
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, tl.V), windows[:, 1:].reshape(-1))
     loss.backward()
     t_grad = time.perf_counter()
     with torch.no_grad():
-        sal = {k: (v * v.grad).abs() for k, v in w.items()}
+        sal = {k: (v * v.grad).abs() for k, v in w.items() if v.grad is not None}
         new = {}
         for name in ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"):
             new[name] = w[name].detach().clone()
@@ -76,5 +79,7 @@ for i in range(a.repeat + 1):  # the first run warms up
     if i:
         best_grad, best = min(best_grad, t_grad - t0), min(best, t1 - t0)
 total = sum(t.numel() for t in w.values())
+which = "block linears" if a.same_tensors else "every tensor"
 print(f"pytorch  llm-pruner taylor: {a.layers} blocks, {a.nsamples} x {a.seqlen} tokens, threads "
-      f"{torch.get_num_threads()}: gradients {best_grad:.3f} s, total {best:.3f} s, {total} -> {params} params")
+      f"{torch.get_num_threads()}, gradients of {which}: gradients {best_grad:.3f} s, total {best:.3f} s, "
+      f"{total} -> {params} params")

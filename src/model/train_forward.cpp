@@ -156,11 +156,11 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
     cross_entropy_backward(dlogits.data(), dper_row.data(), logits.data(), tg, N, V);
   logits = Buf();
   Buf dnf(size_t(N * C), 0.f), dx(size_t(N * C), 0.f), dprev;
-  float* dhead = nullptr;
-  if (grads) dhead = c.tied_embeddings ? grads->embed.f32() : grads->lm_head.f32();
+  auto grad = [&](Tensor& t) { return grads && t.defined() ? t.f32() : nullptr; };  // undefined: frozen
+  float* dhead = grads ? grad(c.tied_embeddings ? grads->embed : grads->lm_head) : nullptr;
   linear_backward(dnf.data(), dhead, nullptr, dlogits.data(), nf.data(), m.weights.head(), N);
   dlogits = Buf();
-  rmsnorm_backward(dx.data(), grads ? grads->final_norm.f32() : nullptr, dnf.data(), x.data(),
+  rmsnorm_backward(dx.data(), grads ? grad(grads->final_norm) : nullptr, dnf.data(), x.data(),
                    m.weights.final_norm.f32(), rstdf.data(), N, C, c.norm_mean_dim);
   for (int l = int(L) - 1; l >= 0; l--) {
     if (!dhidden.empty() && !dhidden[size_t(l)].empty())
@@ -175,7 +175,8 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
     dx.swap(dprev);
     if (keep_all) acts[size_t(l)] = BlockActs();  // free as we go
   }
-  if (grads) embedding_backward(grads->embed.f32(), dx.data(), batch.tokens.data(), N, c.embed_dim());
+  if (grads && grads->embed.defined())
+    embedding_backward(grads->embed.f32(), dx.data(), batch.tokens.data(), N, c.embed_dim());
   return out;
 }
 
@@ -206,12 +207,14 @@ void accumulate_squared_gradients(const Model& m, const Batch& batch, Weights& s
     one.tokens.assign(batch.tokens.begin() + b * batch.T, batch.tokens.begin() + (b + 1) * batch.T);
     one.targets.assign(batch.targets.begin() + b * batch.T, batch.targets.begin() + (b + 1) * batch.T);
     if (one.n_targets() == 0) continue;
-    Weights g = compute_gradients(m, one, opts);
+    Weights g = zeros_like(m.config, sq_sum);  // only the tensors sq_sum asks for
+    forward_backward(m, one, LossSpec{}, &g, nullptr, opts);
     std::vector<Tensor*> gs, sqs, sums;
     for_each_tensor(m.config, g, [&](TensorRef& r) { gs.push_back(&r.tensor); });
     for_each_tensor(m.config, sq_sum, [&](TensorRef& r) { sqs.push_back(&r.tensor); });
     if (sum) for_each_tensor(m.config, *sum, [&](TensorRef& r) { sums.push_back(&r.tensor); });
     for (size_t i = 0; i < gs.size(); i++) {
+      if (!gs[i]->defined()) continue;
       const float* gp = gs[i]->f32();
       float* sp = sqs[i]->f32();
       float* up = sum ? sums[i]->f32() : nullptr;

@@ -63,7 +63,8 @@ struct LossValue {
 
 // Forward keeping activations, then backward (block_forward / block_backward of model/forward.h). Gradients ACCUMULATE
 // (+=) into `grads` (Weights shaped like the model's, e.g. from allocate_weights; tied embeddings: the head's gradient
-// goes to grads->embed). grads == nullptr: base weights are frozen, only `delta` gets gradients.
+// goes to grads->embed). grads == nullptr: base weights are frozen, only `delta` gets gradients; a tensor
+// left undefined in grads is frozen too (its weight gradient is not computed).
 LossValue forward_backward(const Model& m, const Batch& batch, const LossSpec& loss, Weights* grads,
                            LinearDelta* delta = nullptr, const TrainOptions& opts = {});
 
@@ -76,7 +77,8 @@ Weights compute_gradients(const Model& m, const Batch& batch, const TrainOptions
 // Per-sample squared gradients for a Fisher-diagonal term: for every sequence b of the batch on its
 // own, g_b = d(mean CE of sequence b)/d(param); adds sum_b g_b^2 (plain squared gradients, NOT
 // multiplied by the weights: LLM-Pruner's (g W)^2 is sq_sum * W^2) into sq_sum, and sum_b g_b into
-// sum when not null. Both Weights-shaped; callers zero them (allocate_weights).
+// sum when not null. Both Weights-shaped; callers zero them (allocate_weights); only the tensors
+// sq_sum has defined are computed.
 void accumulate_squared_gradients(const Model& m, const Batch& batch, Weights& sq_sum, Weights* sum = nullptr,
                                   const TrainOptions& opts = {});
 

@@ -231,10 +231,20 @@ int64_t linear_param_count(const Config& c) {
 }
 
 Weights allocate_weights(const Config& c) {
+  return allocate_weights(c, [](const TensorRef&) { return true; });
+}
+
+Weights allocate_weights(const Config& c, const std::function<bool(const TensorRef&)>& which) {
   Weights w;
   w.blocks.resize(c.n_layers());
-  for_each_tensor(c, w, [](TensorRef& r) { r.tensor = Tensor::zeros(r.shape); });
+  for_each_tensor(c, w, [&](TensorRef& r) {
+    if (which(r)) r.tensor = Tensor::zeros(r.shape);
+  });
   return w;
+}
+
+Weights zeros_like(const Config& c, const Weights& like) {
+  return allocate_weights(c, [&](const TensorRef& r) { return weight_tensor(like, r.kind, r.layer).defined(); });
 }
 
 void check_weights(const Config& c, const Weights& w) {

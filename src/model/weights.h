@@ -124,8 +124,12 @@ void for_each_tensor(const Config& c, const Weights& w, const std::function<void
 Tensor& weight_tensor(Weights& w, TensorKind kind, int layer);
 const Tensor& weight_tensor(const Weights& w, TensorKind kind, int layer);
 
-// Allocates zero tensors of the right shapes for every entry.
+// Allocates zero tensors of the right shapes for every entry (for which `which` is true; the others
+// stay undefined: a gradient set then leaves those tensors frozen).
 Weights allocate_weights(const Config& c);
+Weights allocate_weights(const Config& c, const std::function<bool(const TensorRef&)>& which);
+// Zero tensors for exactly the tensors `w` has defined.
+Weights zeros_like(const Config& c, const Weights& w);
 
 // Checks that every tensor is defined, f32, and has the shape the config requires.
 void check_weights(const Config& c, const Weights& w);

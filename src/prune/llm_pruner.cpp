@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -114,13 +116,14 @@ Batch window_batch(const CalibSamples& s, int64_t s0, int64_t B) {
 
 }  // namespace
 
-GradientStats calibration_gradients(const Model& m, const CalibSamples& s, bool fisher, int64_t micro_batch) {
+GradientStats calibration_gradients(const Model& m, const CalibSamples& s, bool fisher, int64_t micro_batch,
+                                    const std::function<bool(const TensorRef&)>& needed) {
   SEC_CHECK(s.nsamples > 0 && s.seqlen >= 2, "gradients need calibration windows of at least 2 tokens");
   SEC_CHECK(micro_batch >= 1, "--batch must be at least 1");
   GradientStats g;
   g.samples = s.nsamples;
   g.tokens = s.nsamples * (s.seqlen - 1);
-  g.grad = allocate_weights(m.config);
+  g.grad = needed ? allocate_weights(m.config, needed) : allocate_weights(m.config);
   Progress progress("llm-pruner gradients", s.nsamples * (fisher ? 2 : 1), "samples");
   LossSpec loss;
   loss.denominator = double(g.tokens);  // micro-batches add up to the mean over every window
@@ -131,13 +134,14 @@ GradientStats calibration_gradients(const Model& m, const CalibSamples& s, bool 
   }
   if (fisher) {
     // F = (1/N) sum_j g_j^2 over the N samples' own mean losses (the official code's acc_grad).
-    g.fisher = allocate_weights(m.config);
+    g.fisher = zeros_like(m.config, g.grad);
     for (int64_t s0 = 0; s0 < s.nsamples; s0 += micro_batch) {
       const int64_t B = std::min(micro_batch, s.nsamples - s0);
       accumulate_squared_gradients(m, window_batch(s, s0, B), g.fisher);
       progress.add(B);
     }
     for_each_tensor(m.config, g.fisher, [&](TensorRef& r) {
+      if (!r.tensor.defined()) return;
       float* p = r.tensor.f32();
       const float inv = 1.f / float(s.nsamples);
       for (int64_t i = 0; i < r.tensor.numel(); i++) p[i] *= inv;
@@ -245,45 +249,84 @@ double aggregate(const std::vector<double>& m, Aggregate a) {
 
 }  // namespace
 
-GroupScores score_groups(const Model& m, const GradientStats* stats, GroupImportance imp, TaylorOrder order,
-                         Aggregate agg, uint64_t seed) {
+GroupScores candidate_groups(const Model& m, const LlmPrunerOptions* o) {
   const Config& c = m.config;
+  const bool budget = o && (o->target_params > 0 || o->global);
+  const bool attn = !o || o->attn_ratio > 0 || budget, mlp = !o || o->mlp_ratio > 0 || budget;
+  const LayerRange ar = parse_layer_range(o ? o->attn_layers : "", c.n_layers(), "--attn-layers");
+  const LayerRange mr = parse_layer_range(o ? o->mlp_layers : "", c.n_layers(), "--mlp-layers");
+  auto unscored = [](std::vector<Group> groups) {
+    std::vector<ScoredGroup> out;
+    for (auto& g : groups) out.push_back({std::move(g), 0.0});
+    return out;
+  };
+  GroupScores gs;
+  gs.kv.resize(size_t(c.n_layers()));
+  gs.heads.resize(size_t(c.n_layers()));
+  gs.ffn.resize(size_t(c.n_layers()));
+  for (int l = 0; l < c.n_layers(); l++) {
+    if (attn && ar.contains(l)) {
+      if (!o || o->attn_unit == AttnUnit::KvGroup) gs.kv[size_t(l)] = unscored(kv_groups(c, l));
+      if (!o || o->attn_unit == AttnUnit::Head) gs.heads[size_t(l)] = unscored(query_head_groups(c, l));
+    }
+    if (mlp && mr.contains(l)) gs.ffn[size_t(l)] = unscored(ffn_groups(c, l));
+  }
+  const auto segs = resid_segments(c);
+  if ((!o || o->hidden_ratio > 0) && segs.size() == 1) gs.hidden = unscored(hidden_groups(c, segs[0]));
+  return gs;
+}
+
+namespace {
+template <class Fn>
+void for_each_group(GroupScores& gs, Fn fn) {
+  for (auto* kind : {&gs.kv, &gs.heads, &gs.ffn})
+    for (auto& block : *kind)
+      for (auto& g : block) fn(g);
+  for (auto& g : gs.hidden) fn(g);
+}
+}  // namespace
+
+std::function<bool(const TensorRef&)> member_tensors(const GroupScores& groups) {
+  auto keys = std::make_shared<std::set<std::pair<int, int>>>();
+  for_each_group(const_cast<GroupScores&>(groups), [&](const ScoredGroup& g) {
+    for (const Slice& s : g.group.members) keys->insert({int(s.kind), s.layer});
+  });
+  return [keys](const TensorRef& r) { return keys->count({int(r.kind), r.layer}) > 0; };
+}
+
+void score_groups(const Model& m, const GradientStats* stats, GroupImportance imp, TaylorOrder order, Aggregate agg,
+                  uint64_t seed, GroupScores& groups) {
   const bool needs_grad = imp == GroupImportance::Taylor;
   const bool needs_fisher = needs_grad && (order == TaylorOrder::Second || order == TaylorOrder::Mix);
   SEC_CHECK(!needs_grad || stats, "Taylor importance needs calibration gradients");
   SEC_CHECK(!needs_fisher || (stats && !stats->fisher.blocks.empty()), "second-order Taylor importance needs the ",
             "Fisher diagonal (per-sample gradients)");
-  std::map<std::pair<int, int>, Reductions> red;  // (kind, layer) -> reductions
-  if (imp != GroupImportance::Random)
-    for_each_tensor(c, m.weights, [&](const TensorRef& r) {
-      const Tensor* g = needs_grad ? &weight_tensor(stats->grad, r.kind, r.layer) : nullptr;
-      const Tensor* F = needs_fisher ? &weight_tensor(stats->fisher, r.kind, r.layer) : nullptr;
-      red[{int(r.kind), r.layer}] = reduce_tensor(r.tensor, g, F, imp, order);
-    });
-  Rng rng(seed);
-  auto score = [&](std::vector<Group> groups) {
-    std::vector<ScoredGroup> out;
-    for (auto& g : groups) {
-      double s = 0;
-      if (imp == GroupImportance::Random) {
-        s = rng.uniform();
-      } else {
-        std::vector<double> members;
-        for (const Slice& sl : g.members) members.push_back(member_score(red.at({int(sl.kind), sl.layer}), sl));
-        s = aggregate(members, agg);
-      }
-      out.push_back({std::move(g), s});
-    }
-    return out;
+  std::map<std::pair<int, int>, Reductions> red;  // (kind, layer) -> reductions, computed once per tensor
+  auto reductions = [&](const Slice& sl) -> const Reductions& {
+    auto it = red.find({int(sl.kind), sl.layer});
+    if (it != red.end()) return it->second;
+    const Tensor& w = weight_tensor(m.weights, sl.kind, sl.layer);
+    const Tensor* g = needs_grad ? &weight_tensor(stats->grad, sl.kind, sl.layer) : nullptr;
+    const Tensor* F = needs_fisher ? &weight_tensor(stats->fisher, sl.kind, sl.layer) : nullptr;
+    SEC_ASSERT(!g || g->defined());
+    return red[{int(sl.kind), sl.layer}] = reduce_tensor(w, g, F, imp, order);
   };
-  GroupScores gs;
-  for (int l = 0; l < c.n_layers(); l++) {
-    gs.kv.push_back(score(kv_groups(c, l)));
-    gs.heads.push_back(score(query_head_groups(c, l)));
-    gs.ffn.push_back(score(ffn_groups(c, l)));
-  }
-  const auto segs = resid_segments(c);
-  if (segs.size() == 1) gs.hidden = score(hidden_groups(c, segs[0]));
+  Rng rng(seed);
+  for_each_group(groups, [&](ScoredGroup& g) {
+    if (imp == GroupImportance::Random) {
+      g.score = rng.uniform();
+      return;
+    }
+    std::vector<double> members;
+    for (const Slice& sl : g.group.members) members.push_back(member_score(reductions(sl), sl));
+    g.score = aggregate(members, agg);
+  });
+}
+
+GroupScores score_groups(const Model& m, const GradientStats* stats, GroupImportance imp, TaylorOrder order,
+                         Aggregate agg, uint64_t seed) {
+  GroupScores gs = candidate_groups(m);
+  score_groups(m, stats, imp, order, agg, seed, gs);
   return gs;
 }
 
@@ -453,7 +496,7 @@ LlmPrunerPlan llm_pruner_plan(const Model& m, const GroupScores& gs, const LlmPr
             o.target_params);
   SEC_CHECK(o.round >= 1, "--round must be at least 1");
   const bool target = o.target_params > 0;
-  SEC_CHECK(o.global || target || o.attn_ratio > 0 || o.mlp_ratio > 0 || o.hidden_ratio > 0,
+  SEC_CHECK(target || o.attn_ratio > 0 || o.mlp_ratio > 0 || o.hidden_ratio > 0,
             "llm-pruner: nothing to prune (give --attn-ratio, --mlp-ratio, --hidden-ratio or --target-params)");
   const int64_t P0 = param_count(c);
   const int64_t limit = target ? int64_t(std::floor(o.target_params * double(P0))) : 0;
@@ -512,18 +555,21 @@ LlmPrunerPlan llm_pruner_plan(const Model& m, const GroupScores& gs, const LlmPr
 }
 
 LlmPrunerPlan llm_pruner(const Model& m, const LlmPrunerOptions& o, const CalibSamples* samples) {
+  GroupScores gs = candidate_groups(m, &o);
   // Every option and the reachability of --target-params depend on the structure only: check them
   // on placeholder scores before spending the gradients.
-  llm_pruner_plan(m, score_groups(m, nullptr, GroupImportance::Random, o.taylor, o.aggregate), o);
+  llm_pruner_plan(m, gs, o);
   GradientStats stats;
   const bool taylor = o.importance == GroupImportance::Taylor;
   if (taylor) {
     SEC_CHECK(samples && samples->nsamples > 0, "llm-pruner --importance taylor needs calibration data (--calib)");
     const bool fisher = o.taylor == TaylorOrder::Second || o.taylor == TaylorOrder::Mix;
-    stats = calibration_gradients(m, *samples, fisher, o.micro_batch);
+    // Gradients of the candidates' member tensors only: e.g. block-wise attention/MLP pruning needs
+    // no head or embedding gradient, each a weight-gradient GEMM of its own.
+    stats = calibration_gradients(m, *samples, fisher, o.micro_batch, member_tensors(gs));
     log_info("llm-pruner: calibration loss ", stats.loss, " over ", stats.tokens, " tokens");
   }
-  GroupScores gs = score_groups(m, taylor ? &stats : nullptr, o.importance, o.taylor, o.aggregate, o.seed);
+  score_groups(m, taylor ? &stats : nullptr, o.importance, o.taylor, o.aggregate, o.seed, gs);
   const double loss = stats.loss;
   stats = GradientStats();  // the gradients are no longer needed
   LlmPrunerPlan plan = llm_pruner_plan(m, gs, o);

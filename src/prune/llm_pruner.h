@@ -18,6 +18,7 @@
 // whose length is not a multiple of the shortest one, e.g. the embedding's).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -72,18 +73,29 @@ struct GradientStats {
   int64_t samples = 0, tokens = 0;
   double loss = 0;  // mean CE over the calibration set
 };
-GradientStats calibration_gradients(const Model& m, const CalibSamples& samples, bool fisher, int64_t micro_batch);
+// Only the tensors `needed` accepts get gradients (none of the others are computed); empty: all.
+GradientStats calibration_gradients(const Model& m, const CalibSamples& samples, bool fisher, int64_t micro_batch,
+                                    const std::function<bool(const TensorRef&)>& needed = {});
 
 struct ScoredGroup {
   Group group;
   double score;
 };
-// Candidate groups of every kind with their importance (block-indexed vectors; hidden channels of
-// the residual stream's segments). `stats` may be null for l1 / l2 / random.
+// Candidate groups with their importance: per block, KV groups, query heads and MLP channels, and the
+// hidden channels of a plain model's residual stream.
 struct GroupScores {
   std::vector<std::vector<ScoredGroup>> kv, heads, ffn;
   std::vector<ScoredGroup> hidden;
 };
+// The groups the options may remove (attention groups of the --attn-layers blocks, MLP channels of
+// the --mlp-layers blocks, hidden channels with --hidden-ratio), unscored; o == null: every group.
+GroupScores candidate_groups(const Model& m, const LlmPrunerOptions* o = nullptr);
+// Whether a tensor has a member in some group: the gradients the scores need.
+std::function<bool(const TensorRef&)> member_tensors(const GroupScores& groups);
+// Scores the groups in place. `stats` (gradients of the member tensors) may be null for l1 / l2 / random.
+void score_groups(const Model& m, const GradientStats* stats, GroupImportance importance, TaylorOrder taylor,
+                  Aggregate aggregate, uint64_t seed, GroupScores& groups);
+// Every group of the model, scored.
 GroupScores score_groups(const Model& m, const GradientStats* stats, GroupImportance importance, TaylorOrder taylor,
                          Aggregate aggregate, uint64_t seed = 0);
 
