@@ -2,6 +2,7 @@
 //   --calib FILE [--nsamples N --seqlen T --seed S] [--to hf|gguf] [--dtype D] [--report FILE] [--json]
 // Writes the pruned model (the output rule of cli/output.h), the JSON report (default
 // OUT.report.json) and prints a summary table (or the report with --json).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -25,27 +26,38 @@ struct PruneArgs {
   int blocksize = 128;
   int64_t nsamples = 0, seqlen = 0, batch = 1;  // 0: the method's default
   uint64_t seed = 0;
-  // llm-pruner
-  std::string importance = "taylor", taylor = "first", aggregate = "sum", attn_unit = "kv-group", attn_layers,
-              mlp_layers;
+  // structured (llm-pruner, minitron)
+  std::string importance, taylor = "first", aggregate = "sum", attn_unit = "kv-group", attn_layers, mlp_layers;
   double attn_ratio = 0, mlp_ratio = 0, hidden_ratio = 0, target_params = 0;
   bool global = false, allow_empty = false;
-  int round = 1;
+  int round = 0;
+  // minitron
+  int hidden = 0, ffn = 0, heads = 0, kv_heads = 0, layers = 0, candidates = 6;
+  std::string reduce_batch = "l2", reduce_seq = "mean", depth = "bi";
+  bool contiguous = false;
+  int64_t search_steps = 20, search_windows = 16;
 };
 
-// Options that only one family of methods reads: giving them to another is a mistake worth saying.
-void check_option_family(const CLI::App& app, bool structured, const std::string& method) {
-  const char* unstructured_only[] = {"--sparsity", "--nm",      "--owl",      "--owl-m",    "--owl-lambda",
-                                     "--skip",     "--per-row", "--percdamp", "--blocksize"};
-  const char* llm_only[] = {"--importance",    "--taylor",    "--aggregate",   "--attn-ratio", "--mlp-ratio",
-                            "--hidden-ratio",  "--attn-unit", "--attn-layers", "--mlp-layers", "--global",
-                            "--target-params", "--round",     "--allow-empty"};
-  for (const char* o : structured ? std::vector<const char*>(std::begin(unstructured_only), std::end(unstructured_only))
-                                  : std::vector<const char*>(std::begin(llm_only), std::end(llm_only)))
-    SEC_CHECK(app.count(o) == 0, o, " does not apply to --method ", method);
+// Options only some methods read: giving one to another method is a mistake worth saying.
+void check_options_apply(const CLI::App& app, const std::string& method) {
+  const std::vector<std::pair<std::vector<const char*>, std::vector<std::string>>> table = {
+      {{"--sparsity", "--nm", "--owl", "--owl-m", "--owl-lambda", "--skip", "--per-row", "--percdamp", "--blocksize"},
+       {"magnitude", "wanda", "sparsegpt"}},
+      {{"--taylor", "--aggregate", "--attn-ratio", "--mlp-ratio", "--hidden-ratio", "--attn-unit", "--attn-layers",
+        "--mlp-layers", "--global", "--allow-empty"},
+       {"llm-pruner"}},
+      {{"--importance", "--target-params", "--round"}, {"llm-pruner", "minitron"}},
+      {{"--hidden", "--ffn", "--heads", "--kv-heads", "--layers", "--reduce-batch", "--reduce-seq", "--depth",
+        "--contiguous", "--candidates", "--search-steps", "--search-windows"},
+       {"minitron"}},
+  };
+  for (const auto& [options, methods] : table) {
+    if (std::find(methods.begin(), methods.end(), method) != methods.end()) continue;
+    for (const char* o : options) SEC_CHECK(app.count(o) == 0, o, " does not apply to --method ", method);
+  }
 }
 
-void print_table(const PruneReport& r) {
+void print_table(const PruneReport& r, const Config& before, const Config& after) {
   const auto& p = r.plan;
   if (p.contains("layers")) {  // unstructured: per linear layer
     std::printf("%-44s %14s %8s %9s\n", "layer", "shape", "target", "sparsity");
@@ -60,28 +72,40 @@ void print_table(const PruneReport& r) {
                 100 * p["sparsity"].get<double>(), r.seconds, r.method.c_str());
     return;
   }
-  // structured: per block
-  std::printf("%-6s %14s %14s %12s\n", "block", "heads", "kv heads", "ffn");
-  for (size_t l = 0; l < p["blocks"].size(); l++) {
-    const auto& b = p["blocks"][l];
-    auto removed = [&](const char* key) { return b.contains(key) ? int64_t(b[key].size()) : 0; };
-    std::printf(
-        "%-6zu %14s %14s %12s\n", l,
-        cat(b["n_heads"].get<int>(), removed("heads_removed") ? cat(" (-", removed("heads_removed"), ")") : "").c_str(),
-        cat(b["n_kv_heads"].get<int>(),
-            removed("kv_groups_removed") ? cat(" (-", removed("kv_groups_removed"), ")") : "")
-            .c_str(),
-        cat(b["ffn_dim"].get<int>(), removed("ffn_removed") ? cat(" (-", removed("ffn_removed"), ")") : "").c_str());
+  // structured: the architecture before and after, per block
+  if (p.contains("search")) {
+    std::printf("%-34s %12s %12s %14s\n", "candidate", "params", "KL pruned", "KL distilled");
+    for (const auto& cd : p["search"]["candidates"]) {
+      const auto& a = cd["architecture"];
+      std::printf("%-34s %12lld %12.5f %14.5f\n",
+                  cat("layers ", a["layers"].get<int>(), ", hidden ", a["hidden"].get<int>(), ", ffn ",
+                      a["ffn"].get<int>(), ", heads ", a["heads"].get<int>(), "/", a["kv_heads"].get<int>())
+                      .c_str(),
+                  (long long)cd["params"].get<int64_t>(), cd["kl_pruned"].get<double>(),
+                  cd["kl_distilled"].get<double>());
+    }
   }
-  if (p.contains("hidden_size"))
-    std::printf("hidden size: %d (-%zu channels)\n", p["hidden_size"].get<int>(), p["hidden_removed"].size());
+  std::printf("%-6s %14s %14s %14s\n", "block", "heads", "kv heads", "ffn");
+  for (int l = 0, k = 0; l < before.n_layers(); l++) {
+    const BlockDims& b = before.blocks[size_t(l)];
+    const bool kept = !p.contains("blocks_removed") ||
+                      std::find(p["blocks_removed"].begin(), p["blocks_removed"].end(), l) == p["blocks_removed"].end();
+    if (!kept) {
+      std::printf("%-6d %14s\n", l, "removed");
+      continue;
+    }
+    const BlockDims& n = after.blocks[size_t(k++)];
+    std::printf("%-6d %14s %14s %14s\n", l, cat(b.n_heads, " -> ", n.n_heads).c_str(),
+                cat(b.n_kv_heads, " -> ", n.n_kv_heads).c_str(), cat(b.ffn_dim, " -> ", n.ffn_dim).c_str());
+  }
+  if (after.dim != before.dim) std::printf("hidden size: %d -> %d\n", before.dim, after.dim);
   std::printf("parameters: %lld -> %lld (%.2f%%), %.1f s (%s)\n", (long long)r.params_before, (long long)r.params_after,
               100.0 * double(r.params_after) / double(r.params_before), r.seconds, r.method.c_str());
 }
 
 void run_prune(const CLI::App& app, const PruneArgs& a) {
   const PruneMethodInfo& info = prune_method(a.method);
-  check_option_family(app, info.structured, a.method);
+  check_options_apply(app, info.name);
   PruneOptions o;
   o.method = info.name;
   UnstructuredOptions& u = o.unstructured;
@@ -98,7 +122,8 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   u.skip_regex = a.skip;
   u.layerwise.batch = a.batch;
   LlmPrunerOptions& lp = o.llm_pruner;
-  lp.importance = parse_group_importance(a.importance);
+  const bool minitron = std::string(info.name) == "minitron";
+  if (!minitron) lp.importance = parse_group_importance(a.importance.empty() ? "taylor" : a.importance);
   lp.taylor = parse_taylor_order(a.taylor);
   lp.aggregate = parse_aggregate(a.aggregate);
   lp.attn_ratio = a.attn_ratio;
@@ -109,10 +134,28 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   lp.mlp_layers = a.mlp_layers;
   lp.global = a.global;
   lp.target_params = a.target_params;
-  lp.round = a.round;
+  lp.round = a.round > 0 ? a.round : 1;
   lp.allow_empty = a.allow_empty;
   lp.seed = a.seed;
   lp.micro_batch = a.batch;
+  MinitronOptions& mo = o.minitron;
+  if (minitron) mo.importance = parse_width_importance(a.importance.empty() ? "activation" : a.importance);
+  mo.hidden = a.hidden;
+  mo.ffn = a.ffn;
+  mo.heads = a.heads;
+  mo.kv_heads = a.kv_heads;
+  mo.layers = a.layers;
+  mo.target_params = a.target_params;
+  mo.reduce_batch = parse_reduce(a.reduce_batch);
+  mo.reduce_seq = parse_reduce(a.reduce_seq);
+  mo.depth = parse_depth_importance(a.depth);
+  mo.contiguous = a.contiguous;
+  mo.round = a.round;
+  mo.candidates = a.candidates;
+  mo.search_steps = a.search_steps;
+  mo.search_windows = a.search_windows;
+  mo.seed = a.seed;
+  mo.batch = a.batch;
   const bool calibrated = needs_calibration(o);
   SEC_CHECK(!calibrated || !a.calib.empty(), "--method ", a.method, " needs calibration data: --calib FILE");
   const int64_t nsamples = a.nsamples > 0 ? a.nsamples : info.nsamples;
@@ -135,6 +178,7 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
              " tokens, seed ", a.seed);
   }
   log_info("pruning ", a.model, " with ", a.method);
+  const Config before = m.config;
   PruneReport rep = prune_model(m, o, calibrated ? &samples : nullptr);
   set_prune_provenance(m.config, rep);
   save_model(m, a.out.path, so);
@@ -146,7 +190,7 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   if (a.json)
     std::cout << j.dump(2) << "\n";
   else
-    print_table(rep);
+    print_table(rep, before, m.config);
 }
 
 std::string method_list() {
@@ -156,7 +200,8 @@ std::string method_list() {
 }
 
 CommandRegistration reg(
-    {"prune", "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner)", 40,
+    {"prune",
+     "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner, Minitron)", 40,
      [](CLI::App& app) {
        auto a = std::make_shared<PruneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
@@ -181,8 +226,10 @@ CommandRegistration reg(
        app.add_flag("--per-row", a->per_row, "Magnitude: one threshold per output row instead of per matrix");
        app.add_option("--percdamp", a->percdamp, "SparseGPT dampening")->capture_default_str();
        app.add_option("--blocksize", a->blocksize, "SparseGPT column block")->capture_default_str();
-       // llm-pruner
-       app.add_option("--importance", a->importance, "LLM-Pruner: taylor | l1 | l2 | random")->capture_default_str();
+       // structured
+       app.add_option("--importance", a->importance,
+                      "llm-pruner: taylor (default) | l1 | l2 | random; minitron: activation (default) | magnitude | "
+                      "random");
        app.add_option("--taylor", a->taylor, "LLM-Pruner Taylor order: vector | first | second | mix")
            ->capture_default_str();
        app.add_option("--aggregate", a->aggregate, "LLM-Pruner group aggregation: sum | mean | max | prod | last")
@@ -204,9 +251,30 @@ CommandRegistration reg(
        app.add_flag("--global", a->global,
                     "LLM-Pruner: rank KV groups and MLP channels of all blocks together (importance per parameter)");
        app.add_option("--target-params", a->target_params,
-                      "LLM-Pruner: keep this fraction of the parameters (finds the ratio; with --global the budget)")
+                      "llm-pruner: keep this fraction of the parameters (finds the ratio; with --global the budget); "
+                      "minitron: the budget (a fraction, or a count) of the architecture search");
+       app.add_option("--round", a->round,
+                      "llm-pruner: keep FFN sizes a multiple of K (default 1); minitron search: sizes a multiple of K "
+                      "(default min(64, dim/8))");
+       // minitron
+       app.add_option("--hidden", a->hidden, "Minitron: hidden (embedding) size kept (default: the model's)");
+       app.add_option("--ffn", a->ffn, "Minitron: MLP size kept in every block");
+       app.add_option("--heads", a->heads, "Minitron: query heads kept per block (default: KV heads x group size)");
+       app.add_option("--kv-heads", a->kv_heads, "Minitron: KV groups kept per block");
+       app.add_option("--layers", a->layers, "Minitron: blocks kept (the most important by --depth)");
+       app.add_option("--reduce-batch", a->reduce_batch, "Minitron: reduction over samples mean | l2 | var")
            ->capture_default_str();
-       app.add_option("--round", a->round, "LLM-Pruner: keep FFN sizes a multiple of K")->capture_default_str();
+       app.add_option("--reduce-seq", a->reduce_seq, "Minitron: reduction over positions mean | l2 | var")
+           ->capture_default_str();
+       app.add_option("--depth", a->depth, "Minitron: block importance bi | ppl (perplexity without the block)")
+           ->capture_default_str();
+       app.add_flag("--contiguous", a->contiguous, "Minitron: remove a contiguous window of blocks");
+       app.add_option("--candidates", a->candidates, "Minitron search: architectures scored")->capture_default_str();
+       app.add_option("--search-steps", a->search_steps,
+                      "Minitron search: distillation steps before a candidate's KL (0: KL right after pruning)")
+           ->capture_default_str();
+       app.add_option("--search-windows", a->search_windows, "Minitron search: held-out calibration windows")
+           ->capture_default_str();
        app.add_flag("--allow-empty", a->allow_empty, "LLM-Pruner: a block may lose every head or every MLP channel");
        // common
        app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");

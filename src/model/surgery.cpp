@@ -127,7 +127,7 @@ Config selected_config(const Config& c, const Selection& s) {
   return n;
 }
 
-Model apply_selection(const Model& m, const Selection& s) {
+Model apply_selection(const Model& m, const Selection& s, bool share_whole) {
   const Config& c = m.config;
   Model out;
   out.config = selected_config(c, s);
@@ -166,6 +166,10 @@ Model apply_selection(const Model& m, const Selection& s) {
         all[d] = int64_t(idx[d].size()) == src.dim(int(d));  // kept everything: a plain copy
         SEC_ASSERT(int64_t(idx[d].size()) == r.shape[d] || all[d]);
       }
+    }
+    if (share_whole && std::all_of(all.begin(), all.end(), [](bool b) { return b; })) {
+      r.tensor = src;
+      return;
     }
     r.tensor = Tensor::empty(r.shape);
     const float* in = src.f32();

@@ -34,7 +34,9 @@ struct Selection {
 // removed block with shortcut matrices).
 Config selected_config(const Config& c, const Selection& s);
 
-// The selected model: a new Model whose tensors are gathered copies (the input is unchanged).
-Model apply_selection(const Model& m, const Selection& s);
+// The selected model: a new Model whose tensors are gathered copies (the input is unchanged). With
+// share_whole, a tensor kept whole shares the input's buffer instead of being copied (a cheap
+// view for evaluating variants, e.g. the model without one block; writing to it writes both).
+Model apply_selection(const Model& m, const Selection& s, bool share_whole = false);
 
 }  // namespace sec

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "calib/dataset.h"
 #include "core/error.h"
 #include "model/surgery.h"
 
@@ -13,6 +14,8 @@ const std::vector<PruneMethodInfo>& prune_methods() {
       {"wanda", "unstructured / N:M, |W| x ||X||, layer-wise", false, 128, 2048},
       {"sparsegpt", "unstructured / N:M with weight reconstruction, layer-wise", false, 128, 2048},
       {"llm-pruner", "structured: KV groups / heads, MLP and hidden channels by gradient importance", true, 10, 64},
+      {"minitron", "structured: width (heads, KV groups, neurons, hidden) by activations, depth by BI or PPL", true,
+       1024, 2048},
   };
   return methods;
 }
@@ -30,7 +33,7 @@ bool needs_calibration(const PruneOptions& o) {
   const std::string& m = prune_method(o.method).name;
   if (m == "magnitude") return false;
   if (m == "llm-pruner") return o.llm_pruner.importance == GroupImportance::Taylor;
-  return true;
+  return true;  // minitron: activations, depth and the search all read the calibration text
 }
 
 nlohmann::ordered_json calibration_json(const CalibSamples& s) {
@@ -68,6 +71,32 @@ nlohmann::ordered_json llm_pruner_options_json(const LlmPrunerOptions& o) {
   return j;
 }
 
+nlohmann::ordered_json minitron_options_json(const MinitronOptions& o) {
+  nlohmann::ordered_json j;
+  j["method"] = "minitron";
+  auto size = [](int v) { return v ? nlohmann::ordered_json(v) : nlohmann::ordered_json("keep"); };
+  j["hidden"] = size(o.hidden);
+  j["ffn"] = size(o.ffn);
+  j["heads"] = size(o.heads);
+  j["kv_heads"] = size(o.kv_heads);
+  j["layers"] = size(o.layers);
+  j["target_params"] = o.target_params;
+  j["importance"] = width_importance_name(o.importance);
+  j["reduce_batch"] = reduce_name(o.reduce_batch);
+  j["reduce_seq"] = reduce_name(o.reduce_seq);
+  j["depth"] = depth_importance_name(o.depth);
+  j["contiguous"] = o.contiguous;
+  if (o.target_params > 0) {
+    j["round"] = o.round;
+    j["candidates"] = o.candidates;
+    j["search_steps"] = o.search_steps;
+    j["search_windows"] = o.search_windows;
+  }
+  if (o.importance == WidthImportance::Random) j["seed"] = o.seed;
+  j["batch"] = o.batch;
+  return j;
+}
+
 }  // namespace
 
 nlohmann::ordered_json PruneReport::to_json() const {
@@ -100,9 +129,15 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* sam
     u.method = parse_unstructured_method(o.method);
     r.options = unstructured_options_json(u);
     r.plan = prune_unstructured(m, u, samples).to_json();
-  } else {
+  } else if (r.method == "llm-pruner") {
     r.options = llm_pruner_options_json(o.llm_pruner);
     LlmPrunerPlan plan = llm_pruner(m, o.llm_pruner, calibrated ? samples : nullptr);
+    r.plan = plan.report;
+    m = apply_selection(m, plan.selection);
+  } else {
+    r.options = minitron_options_json(o.minitron);
+    SEC_CHECK(m.tokenizer, "minitron needs the model's tokenizer (for the calibration text)");
+    MinitronPlan plan = minitron(m, o.minitron, *samples, load_corpus(samples->source_path));
     r.plan = plan.report;
     m = apply_selection(m, plan.selection);
   }
