@@ -11,11 +11,11 @@ namespace sec {
 namespace {
 
 struct DistillArgs {
-  std::string teacher, student, hidden_loss = "none";
+  std::string teacher, student, hidden_loss = "none", hidden_layers;
   OutputArgs out;
   TrainArgs t;
   float kd_temp = 1.f, hidden_weight = 1.f;
-  bool lora = false, full = false, merge = false, merge_fill = false;
+  bool lora = false, full = false, merge = false, merge_fill = false, no_hidden_balance = false;
 };
 
 void run_distill(const DistillArgs& a) {
@@ -35,8 +35,11 @@ void run_distill(const DistillArgs& a) {
   o.kd_temp = a.kd_temp;
   o.hidden = parse_hidden_loss(a.hidden_loss);
   o.hidden_weight = a.hidden_weight;
+  o.hidden_balance = !a.no_hidden_balance;
   if (o.hidden != HiddenLoss::None)
-    o.hidden_layers = default_hidden_layers(student.config.n_layers(), teacher.config.n_layers());
+    o.hidden_layers = a.hidden_layers.empty()
+                          ? default_hidden_layers(student.config.n_layers(), teacher.config.n_layers())
+                          : parse_hidden_layers(a.hidden_layers, student.config.n_layers(), teacher.config.n_layers());
   std::unique_ptr<LoraAdapters> lora;
   if (a.lora) lora = make_lora(a.t, student, a.merge_fill);
   log_info("distill: teacher ", teacher.config.n_layers(), " blocks -> student ", student.config.n_layers(),
@@ -68,7 +71,15 @@ CommandRegistration reg(
        add_train_options(app, a->t);
        app.add_option("--kd-temp", a->kd_temp, "Softmax temperature of the KL loss")->capture_default_str();
        app.add_option("--hidden-loss", a->hidden_loss, "none, cosine or mse on block outputs")->capture_default_str();
-       app.add_option("--hidden-weight", a->hidden_weight, "Weight of the hidden-state loss")->capture_default_str();
+       app.add_option("--hidden-weight", a->hidden_weight,
+                      "Weight of the hidden-state loss (relative to the logit loss's magnitude, see "
+                      "--no-hidden-balance)")
+           ->capture_default_str();
+       app.add_option("--hidden-layers", a->hidden_layers,
+                      "Student:teacher block pairs of the hidden-state loss, e.g. 0:1,2:5 (default: every student "
+                      "block with the evenly spaced teacher block); widths may differ (a learned projection)");
+       app.add_flag("--no-hidden-balance", a->no_hidden_balance,
+                    "Use --hidden-weight as is instead of rescaling the hidden term to the logit loss every batch");
        app.add_flag("--lora", a->lora, "Train LoRA adapters on the student (options --lora-*)");
        app.add_flag("--full", a->full, "Train every student weight (default)");
        app.add_flag("--merge", a->merge, "With --lora: merge and write the whole model");

@@ -93,6 +93,9 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
     SEC_CHECK(batch.targets[n] < V, "target token id ", batch.targets[n], " is outside the vocabulary (size ", V, ")");
   const bool use_hidden = loss.hidden != HiddenLoss::None && loss.hidden_weight != 0.f && !loss.teacher_hidden.empty();
   if (use_hidden) SEC_ASSERT(int64_t(loss.teacher_hidden.size()) == L);
+  auto projection = [&](int l) -> const Tensor* {
+    return use_hidden && size_t(l) < loss.hidden_proj.size() ? loss.hidden_proj[size_t(l)] : nullptr;
+  };
   LossValue out;
   out.count = batch.n_targets();
   const double denom = loss.denominator > 0 ? loss.denominator : double(std::max<int64_t>(out.count, 1));
@@ -102,7 +105,9 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
   const bool keep_all = backward && !opts.recompute;
   std::vector<BlockActs> acts(keep_all ? size_t(L) : 1);
   std::vector<Buf> block_inputs(backward && opts.recompute ? size_t(L) : 0);
-  std::vector<Buf> dhidden(use_hidden && backward ? size_t(L) : 0);
+  // Per block with a hidden-state loss: d(unweighted hidden loss)/d(compared state), and with a
+  // projection the block output it projected (for the projection's gradient).
+  std::vector<Buf> dhidden(use_hidden && backward ? size_t(L) : 0), projected_from(dhidden.size());
   BlockPass pass;  // the backward's (re)computation keeps activations
   pass.delta = delta;
   pass.save = true;
@@ -116,9 +121,17 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
     block_forward(m, l, x.data(), next.data(), B, T, acts[keep_all ? size_t(l) : 0], first);
     x.swap(next);
     if (use_hidden && loss.teacher_hidden[size_t(l)]) {
-      float* ds = backward ? zeroed(dhidden[size_t(l)], N * c.block_out(l)) : nullptr;
-      out.hidden += hidden_loss(loss.hidden, x.data(), loss.teacher_hidden[size_t(l)], batch.targets.data(), N,
-                                c.block_out(l), denom, loss.hidden_weight, ds);
+      const Tensor* P = projection(l);
+      const int64_t Ct = P ? P->dim(0) : c.block_out(l);
+      Buf p;
+      if (P) {
+        p.resize(size_t(N * Ct));
+        linear_forward(p.data(), x.data(), *P, nullptr, N);
+        if (backward) projected_from[size_t(l)] = x;
+      }
+      float* ds = backward ? zeroed(dhidden[size_t(l)], N * Ct) : nullptr;
+      out.hidden += hidden_loss(loss.hidden, P ? p.data() : x.data(), loss.teacher_hidden[size_t(l)],
+                                batch.targets.data(), N, Ct, denom, 1.f, ds);
     }
   }
   // Head: final norm + LM head.
@@ -146,7 +159,9 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
         dper_row[n] = float(1.0 / denom);
       }
   }
-  out.total = out.main + double(loss.hidden_weight) * out.hidden;
+  double hidden_weight = loss.hidden_weight;
+  if (use_hidden && loss.hidden_balance && out.hidden > 0) hidden_weight *= out.main / out.hidden;
+  out.total = out.main + hidden_weight * out.hidden;
   if (!backward) return out;
 
   Buf dlogits(size_t(N * V), 0.f);
@@ -163,8 +178,17 @@ LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights*
   rmsnorm_backward(dx.data(), grads ? grad(grads->final_norm) : nullptr, dnf.data(), x.data(),
                    m.weights.final_norm.f32(), rstdf.data(), N, C, c.norm_mean_dim);
   for (int l = int(L) - 1; l >= 0; l--) {
-    if (!dhidden.empty() && !dhidden[size_t(l)].empty())
-      add_inplace(dx.data(), dhidden[size_t(l)].data(), N * c.block_out(l));
+    if (!dhidden.empty() && !dhidden[size_t(l)].empty()) {
+      Buf& dh = dhidden[size_t(l)];
+      for (float& v : dh) v *= float(hidden_weight);
+      if (const Tensor* P = projection(l)) {  // ds = dp . P, dP += dp^T . s
+        Tensor* dP = size_t(l) < loss.hidden_proj_grad.size() ? loss.hidden_proj_grad[size_t(l)] : nullptr;
+        linear_backward(dx.data(), dP ? dP->f32() : nullptr, nullptr, dh.data(), projected_from[size_t(l)].data(), *P,
+                        N);
+      } else {
+        add_inplace(dx.data(), dh.data(), N * c.block_out(l));
+      }
+    }
     if (opts.recompute) {
       next.resize(size_t(N * c.block_out(l)));
       block_forward(m, l, block_inputs[size_t(l)].data(), next.data(), B, T, acts[0], pass);

@@ -39,12 +39,19 @@ struct LossSpec {
   const float* teacher_logits = nullptr;  // (B*T, V)
   float kd_temp = 1.f;
   // Hidden-state loss, added with weight hidden_weight: for every student block l with
-  // teacher_hidden[l] != null, compare the block's output (N, C) with it, over the same positions:
-  //   mse:    sum_n sum_c (s - t)^2 / (C * denominator)
-  //   cosine: sum_n (1 - cos(s_n, t_n)) / denominator
+  // teacher_hidden[l] != null, compare the block's output s (N, Cs), projected to the teacher's
+  // width by hidden_proj[l] (a (Ct, Cs) matrix: p = s . P^T) when that is set, with the teacher's
+  // state t (N, Ct), over the same positions:
+  //   mse:    sum_n sum_c (p - t)^2 / (Ct * denominator)
+  //   cosine: sum_n (1 - cos(p_n, t_n)) / denominator
+  // With hidden_balance the weight is rescaled every batch to hidden_weight * main / hidden, so the
+  // hidden term has the main (logit) loss's magnitude (ModelOpt's loss balancer).
   HiddenLoss hidden = HiddenLoss::None;
   float hidden_weight = 0.f;
+  bool hidden_balance = false;
   std::vector<const float*> teacher_hidden;  // per student block, or empty
+  std::vector<const Tensor*> hidden_proj;    // per student block, or empty (no projection)
+  std::vector<Tensor*> hidden_proj_grad;     // gradients of the projections (+=), same indexing
   // Divide summed per-position losses by this; <= 0: the batch's own n_targets(). Gradient
   // accumulation passes the whole optimizer batch's count so micro-batches add up to the mean.
   double denominator = 0;
@@ -55,7 +62,7 @@ struct TrainOptions {
 };
 
 struct LossValue {
-  double total = 0;   // main + hidden_weight * hidden
+  double total = 0;   // main + (effective) hidden_weight * hidden
   double main = 0;    // CE or KD part
   double hidden = 0;  // hidden-state part (unweighted)
   int64_t count = 0;  // positions with a target

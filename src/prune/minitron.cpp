@@ -387,25 +387,33 @@ MinitronPlan minitron(const Model& m, const MinitronOptions& o, const CalibSampl
     if (int(cands.size()) > o.candidates) cands.resize(size_t(o.candidates));
   }
 
-  // Importance.
+  // Importance: one forward pass gives the activation statistics and BI (cheap: it runs anyway);
+  // the perplexity of the model without each block whenever depth matters or was asked for.
   Importance imp;
-  const bool need_pass = o.importance == WidthImportance::Activation || o.depth == DepthImportance::BlockImportance;
   std::vector<int> windows;  // depth window sizes the plan needs
   for (const Arch& a : search ? cands : std::vector<Arch>{asked})
     if (o.contiguous && L - a.layers > 1) windows.push_back(L - a.layers);
   std::sort(windows.begin(), windows.end());
   windows.erase(std::unique(windows.begin(), windows.end()), windows.end());
-  if (need_pass) imp.width = activation_scores(m, samples, o.reduce_batch, o.reduce_seq, 1, o.batch);
-  if (o.depth == DepthImportance::BlockImportance) {
-    imp.block_depth = imp.width.block_bi;
-    for (int k : windows)
-      imp.window_depth[k] = activation_scores(m, samples, o.reduce_batch, o.reduce_seq, k, o.batch).window_bi;
-  } else {
-    const std::vector<int32_t> stream = tokenize_text(*m.tokenizer, calib.joined("\n\n"), true);
-    const int64_t n = std::min<int64_t>(samples.nsamples, int64_t(stream.size()) / samples.seqlen);
-    imp.block_depth = depth_perplexities(m, stream, samples.seqlen, n, 1);
-    for (int k : windows) imp.window_depth[k] = depth_perplexities(m, stream, samples.seqlen, n, k);
+  imp.width = activation_scores(m, samples, o.reduce_batch, o.reduce_seq, 1, o.batch);
+  const bool depth_pruning = search || asked.layers < L;
+  std::vector<double> ppl_removed;
+  std::vector<int32_t> stream;
+  int64_t ppl_windows = 0;
+  const bool have_text = m.tokenizer && !calib.documents.empty();
+  SEC_CHECK(have_text || (o.depth != DepthImportance::Perplexity && !search), "minitron --depth ppl and ",
+            "--target-params need the model's tokenizer and the calibration text");
+  if (o.depth == DepthImportance::Perplexity || (depth_pruning && have_text)) {
+    stream = tokenize_text(*m.tokenizer, calib.joined("\n\n"), true);
+    ppl_windows = std::min<int64_t>(samples.nsamples, int64_t(stream.size()) / samples.seqlen);
+    SEC_CHECK(ppl_windows > 0, "minitron: the calibration text has fewer than ", samples.seqlen, " tokens");
+    ppl_removed = depth_perplexities(m, stream, samples.seqlen, ppl_windows, 1);
   }
+  imp.block_depth = o.depth == DepthImportance::BlockImportance ? imp.width.block_bi : ppl_removed;
+  for (int k : windows)
+    imp.window_depth[k] = o.depth == DepthImportance::BlockImportance
+                              ? activation_scores(m, samples, o.reduce_batch, o.reduce_seq, k, o.batch).window_bi
+                              : depth_perplexities(m, stream, samples.seqlen, ppl_windows, k);
   if (o.importance != WidthImportance::Activation) {
     const GroupImportance g = o.importance == WidthImportance::Random ? GroupImportance::Random : GroupImportance::L2;
     GroupScores gs = score_groups(m, nullptr, g, TaylorOrder::First, Aggregate::Sum, o.seed);
@@ -426,15 +434,24 @@ MinitronPlan minitron(const Model& m, const MinitronOptions& o, const CalibSampl
   r["importance"] = width_importance_name(o.importance);
   r["reduce"] = {{"batch", reduce_name(o.reduce_batch)}, {"seq", reduce_name(o.reduce_seq)}};
   r["depth"] = depth_importance_name(o.depth);
+  if (!ppl_removed.empty())
+    r["depth_perplexity"] = {
+        {"windows", ppl_windows},
+        {"seqlen", samples.seqlen},
+        {"protocol", "papers: the first windows of the calibration text, tokenized once with BOS"}};
   nlohmann::ordered_json blocks = nlohmann::ordered_json::array();
-  for (int l = 0; l < L; l++)
-    blocks.push_back({{"block", l},
-                      {"block_importance", need_pass ? nlohmann::ordered_json(imp.width.block_bi[size_t(l)]) : nullptr},
-                      {"depth_score", imp.block_depth[size_t(l)]},
-                      {"head_scores", imp.width.heads[size_t(l)]},
-                      {"kv_group_scores", imp.width.kv_groups[size_t(l)]},
-                      {"neuron_scores", imp.width.neurons[size_t(l)]}});
+  for (int l = 0; l < L; l++) {
+    nlohmann::ordered_json bj = {{"block", l}, {"block_importance", imp.width.block_bi[size_t(l)]}};
+    if (!ppl_removed.empty()) bj["ppl_without_block"] = ppl_removed[size_t(l)];
+    bj["head_scores"] = imp.width.heads[size_t(l)];
+    bj["kv_group_scores"] = imp.width.kv_groups[size_t(l)];
+    bj["neuron_scores"] = imp.width.neurons[size_t(l)];
+    blocks.push_back(bj);
+  }
   r["blocks"] = blocks;
+  auto least = [](const std::vector<double>& v) { return int(std::min_element(v.begin(), v.end()) - v.begin()); };
+  r["least_important_block"] = {{"bi", least(imp.width.block_bi)}};
+  if (!ppl_removed.empty()) r["least_important_block"]["ppl"] = least(ppl_removed);
   r["channel_scores"] = imp.width.channels;
   for (auto& [k, w] : imp.window_depth) r["window_depth"][std::to_string(k)] = w;
 
@@ -442,7 +459,6 @@ MinitronPlan minitron(const Model& m, const MinitronOptions& o, const CalibSampl
   if (search) {
     // Score every candidate: KL to the dense model on held-out windows, after pruning and after a
     // short logit distillation (Minitron's advice: rank candidates after light retraining).
-    const std::vector<int32_t> stream = tokenize_text(*m.tokenizer, calib.joined("\n\n"), true);
     SamplingOptions so;
     so.nsamples = o.search_windows;
     so.seqlen = samples.seqlen;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,24 @@ std::vector<int> default_hidden_layers(int student_layers, int teacher_layers) {
   std::vector<int> map(static_cast<size_t>(student_layers));
   for (int i = 0; i < student_layers; i++)
     map[i] = int(std::lround(double(i + 1) * teacher_layers / student_layers)) - 1;
+  return map;
+}
+
+std::vector<int> parse_hidden_layers(const std::string& pairs, int student_layers, int teacher_layers) {
+  std::vector<int> map(static_cast<size_t>(student_layers), -1);
+  size_t pos = 0;
+  while (pos <= pairs.size()) {
+    const size_t end = std::min(pairs.find(',', pos), pairs.size());
+    const std::string item = pairs.substr(pos, end - pos);
+    int s = -1, t = -1;
+    char extra = 0;
+    SEC_CHECK(std::sscanf(item.c_str(), "%d:%d%c", &s, &t, &extra) == 2, "--hidden-layers: '", item,
+              "' is not a student:teacher block pair");
+    SEC_CHECK(s >= 0 && s < student_layers && t >= 0 && t < teacher_layers, "--hidden-layers: ", item,
+              " is outside the student's blocks 0-", student_layers - 1, " or the teacher's 0-", teacher_layers - 1);
+    map[size_t(s)] = t;
+    pos = end + 1;
+  }
   return map;
 }
 
@@ -65,19 +84,55 @@ struct TeacherOut {
   std::vector<Tensor> hidden;
 };
 
-LossSpec loss_spec(const TrainerOptions& o, const Batch& b, TeacherOut& t, int student_layers) {
+// Learned projections of the hidden-state loss, per student block (undefined where widths agree).
+struct Projections {
+  std::vector<Tensor> value, grad;
+};
+
+Projections make_projections(const Model& student, const TrainerOptions& o) {
+  Projections p;
+  if (!o.teacher || o.hidden == HiddenLoss::None || o.hidden_weight == 0.f) return p;
+  const int L = student.config.n_layers();
+  p.value.resize(size_t(L));
+  p.grad.resize(size_t(L));
+  Rng rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
+  for (int l = 0; l < L && l < int(o.hidden_layers.size()); l++) {
+    const int t = o.hidden_layers[size_t(l)];
+    if (t < 0) continue;
+    const int64_t Cs = student.config.block_out(l), Ct = o.teacher->config.block_out(t);
+    if (Cs == Ct) continue;
+    Tensor w = Tensor::empty({Ct, Cs});
+    const double bound = 1.0 / std::sqrt(double(Cs));
+    for (int64_t i = 0; i < w.numel(); i++) w.f32()[i] = float((2 * rng.uniform() - 1) * bound);
+    p.value[size_t(l)] = w;
+    p.grad[size_t(l)] = Tensor::zeros({Ct, Cs});
+  }
+  return p;
+}
+
+LossSpec loss_spec(const TrainerOptions& o, const Batch& b, TeacherOut& t, int student_layers,
+                   Projections* proj = nullptr) {
   LossSpec spec;
   if (!o.teacher) return spec;
   t.logits.resize(size_t(b.B * b.T * o.teacher->config.vocab_size));
   t.hidden = hidden_states(*o.teacher, b.tokens.data(), b.B, b.T, t.logits.data());
   spec.teacher_logits = t.logits.data();
   spec.kd_temp = o.kd_temp;
-  if (o.hidden != HiddenLoss::None && o.hidden_weight != 0.f) {
+  if (proj && o.hidden != HiddenLoss::None && o.hidden_weight != 0.f) {
     spec.hidden = o.hidden;
     spec.hidden_weight = o.hidden_weight;
+    spec.hidden_balance = o.hidden_balance;
     spec.teacher_hidden.assign(size_t(student_layers), nullptr);
-    for (int l = 0; l < student_layers && l < int(o.hidden_layers.size()); l++)
-      if (o.hidden_layers[l] >= 0) spec.teacher_hidden[l] = t.hidden[size_t(o.hidden_layers[l])].f32();
+    spec.hidden_proj.assign(size_t(student_layers), nullptr);
+    spec.hidden_proj_grad.assign(size_t(student_layers), nullptr);
+    for (int l = 0; l < student_layers && l < int(o.hidden_layers.size()); l++) {
+      if (o.hidden_layers[l] < 0) continue;
+      spec.teacher_hidden[l] = t.hidden[size_t(o.hidden_layers[l])].f32();
+      if (size_t(l) < proj->value.size() && proj->value[size_t(l)].defined()) {
+        spec.hidden_proj[l] = &proj->value[size_t(l)];
+        spec.hidden_proj_grad[l] = &proj->grad[size_t(l)];
+      }
+    }
   }
   return spec;
 }
@@ -87,8 +142,8 @@ void check_teacher(const Model& student, const TrainerOptions& o) {
   SEC_CHECK(o.teacher->config.vocab_size == student.config.vocab_size, "teacher vocabulary (",
             o.teacher->config.vocab_size, ") differs from the student's (", student.config.vocab_size, ")");
   if (o.hidden != HiddenLoss::None) {
-    SEC_CHECK(o.teacher->config.dim == student.config.dim, "hidden-state loss needs equal hidden sizes (teacher ",
-              o.teacher->config.dim, ", student ", student.config.dim, ")");
+    SEC_CHECK(int(o.hidden_layers.size()) <= student.config.n_layers(), "hidden-state pairs name student block ",
+              o.hidden_layers.size() - 1, ", the student has ", student.config.n_layers());
     for (int t : o.hidden_layers) SEC_CHECK(t < o.teacher->config.n_layers(), "teacher has no block ", t);
   }
 }
@@ -156,7 +211,7 @@ double eval_loss(const Model& m, LoraAdapters* lora, const std::vector<TrainSamp
     LossSpec spec = loss_spec(o, b, t, m.config.n_layers());
     spec.denominator = 1;  // sums
     LossValue v = forward_loss(m, b, spec, lora);
-    sum += v.total;
+    sum += v.main;
     count += v.count;
   }
   return count > 0 ? sum / double(count) : std::nan("");
@@ -186,6 +241,10 @@ TrainResult train(Model& m, LoraAdapters* lora, const std::vector<TrainSample>& 
       params.push_back(std::move(p));
     });
   }
+  Projections proj = make_projections(m, o);
+  for (size_t l = 0; l < proj.value.size(); l++)
+    if (proj.value[l].defined())
+      params.push_back({"hidden_proj." + std::to_string(l), proj.value[l], proj.grad[l], {}, true});
   AdamW opt(params, o.adam);
 
   TrainResult r;
@@ -222,7 +281,7 @@ TrainResult train(Model& m, LoraAdapters* lora, const std::vector<TrainSample>& 
       std::vector<size_t> sub(idx.begin() + mb * o.micro_batch, idx.begin() + (mb + 1) * o.micro_batch);
       Batch b = make_batch(data, sub);
       TeacherOut t;
-      LossSpec spec = loss_spec(o, b, t, m.config.n_layers());
+      LossSpec spec = loss_spec(o, b, t, m.config.n_layers(), &proj);
       spec.denominator = double(std::max<int64_t>(count, 1));
       if (lora) lora->set_training(true, o.seed * 0x100000001B3ull + uint64_t(step) * 4096 + uint64_t(mb));
       loss += forward_backward(m, b, spec, lora ? nullptr : &grads, lora, topts).total;

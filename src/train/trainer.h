@@ -43,6 +43,10 @@ struct TrainerOptions {
   HiddenLoss hidden = HiddenLoss::None;
   float hidden_weight = 0.f;
   std::vector<int> hidden_layers;  // per student block: the teacher block whose output it matches, or -1
+  bool hidden_balance = true;      // rescale the hidden term to the logit loss's magnitude every batch
+  // Where the student's block width differs from its teacher block's, a learned linear projection
+  // (Ct, Cs) maps the student's state onto the teacher's (trained with the student, not saved in
+  // the model; it is part of checkpoints). Initialised uniform(+-1/sqrt(Cs)) from the seed.
 };
 
 struct TrainResult {
@@ -58,11 +62,14 @@ struct TrainResult {
 TrainResult train(Model& m, LoraAdapters* lora, const std::vector<TrainSample>& train_data,
                   const std::vector<TrainSample>& eval_data, const TrainerOptions& opts);
 
-// Mean loss (CE, or KD when opts.teacher is set) over the first opts.eval_samples samples.
+// Mean loss (CE, or KD when opts.teacher is set; no hidden-state term) over the first
+// opts.eval_samples samples.
 double eval_loss(const Model& m, LoraAdapters* lora, const std::vector<TrainSample>& data, const TrainerOptions& opts);
 
 // Student block -> teacher block for hidden-state distillation: when the student lost blocks,
 // student block i matches teacher block round((i + 1) * Lt / Ls) - 1 (the last blocks always pair).
 std::vector<int> default_hidden_layers(int student_layers, int teacher_layers);
+// "0:1,2:5" -> per student block its teacher block (-1 for blocks not listed); throws Error.
+std::vector<int> parse_hidden_layers(const std::string& pairs, int student_layers, int teacher_layers);
 
 }  // namespace sec
