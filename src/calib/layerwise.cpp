@@ -120,6 +120,7 @@ struct StatisticsOnlyTap : Tap {
   bool wants(TapPoint p, int layer) const override { return inner->wants(p, layer); }
   void observe(TapPoint p, int layer, const TapData& d) override { inner->observe(p, layer, d); }
   bool needs_block_output() const override { return false; }
+  bool needs_mlp() const override { return inner->needs_mlp(); }
   Tap* inner;
 };
 }  // namespace
@@ -159,7 +160,12 @@ LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64
     // Statistics of the unchanged block; when the method leaves the block as it is, this pass's
     // outputs are the next block's inputs, else they are recomputed below.
     if (tap) run_block(l, hidden, work, method.changes_model() ? &stats_only : tap);
-    method.end_block(m, l);
+    method.end_block(m, l, [&](Tap* t) {
+      // Statistics only: block_forward writes no output, and the output pass below recomputes `work`.
+      SEC_ASSERT(method.changes_model());
+      StatisticsOnlyTap only(t);
+      run_block(l, hidden, work, &only);
+    });
     if (method.changes_model() || !tap) run_block(l, hidden, work, nullptr);  // outputs of the changed block
     hidden.swap(work);
     res.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

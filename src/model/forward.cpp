@@ -171,6 +171,7 @@ void block_forward(const Model& m, int layer, const float* x_in, float* x_out, i
     std::memcpy(mid, x_in, size_t(N * d.Cmid) * 4);
   if (d.Hq > 0) add_inplace(mid, proj, N * d.Cmid);
   emit(tap, TapPoint::AttnResidual, layer, mid, d, d.Cmid);
+  if (tap && !tap->needs_mlp()) return;  // x_out is left as it was: the caller drops it
 
   // --- MLP: proj = down_proj(silu(gate_proj(n2)) * up_proj(n2)) ---
   if (d.F > 0) {
@@ -185,9 +186,9 @@ void block_forward(const Model& m, int layer, const float* x_in, float* x_out, i
     float* hidden = need(a.hidden, N * d.F);
     swiglu_forward(hidden, gate, up, N * d.F);
     emit(tap, TapPoint::MlpHidden, layer, hidden, d, d.F);
-    if (tap && !tap->needs_block_output()) return;  // x_out is left as it was: the caller drops it
-    lin.fwd(TensorKind::Down, proj, hidden, w.w_down, Tensor());
   }
+  if (tap && !tap->needs_block_output()) return;  // x_out is left as it was: the caller drops it
+  if (d.F > 0) lin.fwd(TensorKind::Down, proj, a.hidden.data(), w.w_down, Tensor());
   // x_out = mid [. S_mlp^T] + proj  (x_in is not read any more, so x_out may be x_in)
   if (d.mlp_sc)
     linear_forward(x_out, mid, w.mlp_shortcut, nullptr, N);

@@ -44,6 +44,8 @@ struct Tap {
   // False when the caller discards the block's output after this pass (a statistics-only pass):
   // block_forward then skips the down projection, which only feeds that output.
   virtual bool needs_block_output() const { return true; }
+  // False when only the attention's points are wanted: block_forward stops after AttnResidual.
+  virtual bool needs_mlp() const { return true; }
 };
 
 // Keys/values of every block for `batch` sequences, positions [0, capacity).

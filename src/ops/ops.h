@@ -87,6 +87,15 @@ void swiglu_forward_ref(float* out, const float* gate, const float* up, int64_t 
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N);
 void swiglu_backward_ref(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N);
 
+// ---- float64 linear algebra (rotations, PCA) ------------------------------------------------------
+// xtx (cols, cols) upper triangle += x^T x for x (rows, cols) f32, accumulated in double (the lower
+// triangle is not touched).
+void xtx_accumulate_f64(double* xtx, const float* x, int64_t rows, int64_t cols);
+void xtx_accumulate_f64_ref(double* xtx, const float* x, int64_t rows, int64_t cols);
+// Eigendecomposition of the symmetric matrix a (n, n), read from its upper triangle: on return
+// column j of a (row-major) is the unit eigenvector of values[j], in descending order of values.
+void symmetric_eigen(double* a, double* values, int64_t n);
+
 // ---- elementwise -----------------------------------------------------------------------------------
 void add_inplace(float* x, const float* y, int64_t N);  // x += y
 
