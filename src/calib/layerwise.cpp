@@ -114,14 +114,16 @@ const InputStats& LinearStatsTap::stats(const std::string& name) const {
 const InputStats& LinearStatsTap::stats(TensorKind kind) const { return stats(tensor_name_hf(kind, layer_)); }
 
 namespace {
-// Forwards to the method's tap and tells block_forward that the pass's outputs are not used.
+// Forwards to the method's tap and tells block_forward that the pass's outputs are not used
+// (unless the tap observes them).
 struct StatisticsOnlyTap : Tap {
-  explicit StatisticsOnlyTap(Tap* inner) : inner(inner) {}
-  bool wants(TapPoint p, int layer) const override { return inner->wants(p, layer); }
-  void observe(TapPoint p, int layer, const TapData& d) override { inner->observe(p, layer, d); }
-  bool needs_block_output() const override { return false; }
+  StatisticsOnlyTap(Tap* inner, int layer) : inner(inner), layer(layer) {}
+  bool wants(TapPoint p, int l) const override { return inner->wants(p, l); }
+  void observe(TapPoint p, int l, const TapData& d) override { inner->observe(p, l, d); }
+  bool needs_block_output() const override { return inner->wants(TapPoint::BlockOutput, layer); }
   bool needs_mlp() const override { return inner->needs_mlp(); }
   Tap* inner;
+  int layer;
 };
 }  // namespace
 
@@ -156,14 +158,14 @@ LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64
   for (int l = first_layer; l < L; l++) {
     auto t0 = std::chrono::steady_clock::now();
     Tap* tap = method.begin_block(m, l);
-    StatisticsOnlyTap stats_only(tap);
+    StatisticsOnlyTap stats_only(tap, l);
     // Statistics of the unchanged block; when the method leaves the block as it is, this pass's
     // outputs are the next block's inputs, else they are recomputed below.
     if (tap) run_block(l, hidden, work, method.changes_model() ? &stats_only : tap);
     method.end_block(m, l, [&](Tap* t) {
       // Statistics only: block_forward writes no output, and the output pass below recomputes `work`.
       SEC_ASSERT(method.changes_model());
-      StatisticsOnlyTap only(t);
+      StatisticsOnlyTap only(t, l);
       run_block(l, hidden, work, &only);
     });
     if (method.changes_model() || !tap) run_block(l, hidden, work, nullptr);  // outputs of the changed block

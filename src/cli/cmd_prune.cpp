@@ -36,17 +36,23 @@ struct PruneArgs {
   std::string reduce_batch = "l2", reduce_seq = "mean", depth = "bi";
   bool contiguous = false;
   int64_t search_steps = 20, search_windows = 16;
+  // slicegpt
+  bool uniform = false, slice_head = false;
+  std::string orientation = "pca";
 };
 
 // Options only some methods read: giving one to another method is a mistake worth saying.
 void check_options_apply(const CLI::App& app, const std::string& method) {
   const std::vector<std::pair<std::vector<const char*>, std::vector<std::string>>> table = {
-      {{"--sparsity", "--nm", "--owl", "--owl-m", "--owl-lambda", "--skip", "--per-row", "--percdamp", "--blocksize"},
+      {{"--nm", "--owl", "--owl-m", "--owl-lambda", "--skip", "--per-row", "--percdamp", "--blocksize"},
        {"magnitude", "wanda", "sparsegpt"}},
+      {{"--sparsity"}, {"magnitude", "wanda", "sparsegpt", "slicegpt"}},
+      {{"--uniform", "--slice-head", "--orientation"}, {"slicegpt"}},
       {{"--taylor", "--aggregate", "--attn-ratio", "--mlp-ratio", "--hidden-ratio", "--attn-unit", "--attn-layers",
         "--mlp-layers", "--global", "--allow-empty"},
        {"llm-pruner"}},
-      {{"--importance", "--target-params", "--round"}, {"llm-pruner", "minitron"}},
+      {{"--importance", "--target-params"}, {"llm-pruner", "minitron"}},
+      {{"--round"}, {"llm-pruner", "minitron", "slicegpt"}},
       {{"--hidden", "--ffn", "--heads", "--kv-heads", "--layers", "--reduce-batch", "--reduce-seq", "--depth",
         "--contiguous", "--candidates", "--search-steps", "--search-windows"},
        {"minitron"}},
@@ -156,6 +162,14 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   mo.search_windows = a.search_windows;
   mo.seed = a.seed;
   mo.batch = a.batch;
+  SliceGptOptions& sg = o.slicegpt;
+  sg.sparsity = app.count("--sparsity") ? a.sparsity : 0.25;
+  sg.uniform = a.uniform;
+  sg.slice_head = a.slice_head;
+  sg.round = a.round > 0 ? a.round : 8;
+  sg.orientation = parse_orientation(a.orientation);
+  sg.seed = a.seed;
+  sg.batch = a.batch;
   const bool calibrated = needs_calibration(o);
   SEC_CHECK(!calibrated || !a.calib.empty(), "--method ", a.method, " needs calibration data: --calib FILE");
   const int64_t nsamples = a.nsamples > 0 ? a.nsamples : info.nsamples;
@@ -215,8 +229,9 @@ CommandRegistration reg(
        app.add_option("--seed", a->seed, "Sampling seed (and the seed of --importance random)")->capture_default_str();
        app.add_option("--batch", a->batch, "Calibration samples per forward/backward call")->capture_default_str();
        // unstructured
-       auto* sp = app.add_option("--sparsity", a->sparsity, "Unstructured: fraction of weights to zero")
-                      ->capture_default_str();
+       auto* sp = app.add_option("--sparsity", a->sparsity,
+                                 "Unstructured: fraction of weights to zero (default 0.5); slicegpt: fraction of the "
+                                 "hidden size sliced away (default 0.25)");
        auto* nm = app.add_option("--nm", a->nm, "Unstructured: N:M semi-structured pattern, e.g. 2:4");
        sp->excludes(nm);
        app.add_flag("--owl", a->owl, "OWL per-block sparsity (unstructured, wanda/sparsegpt)");
@@ -255,7 +270,7 @@ CommandRegistration reg(
                       "minitron: the budget (a fraction, or a count) of the architecture search");
        app.add_option("--round", a->round,
                       "llm-pruner: keep FFN sizes a multiple of K (default 1); minitron search: sizes a multiple of K "
-                      "(default min(64, dim/8))");
+                      "(default min(64, dim/8)); slicegpt: sliced widths a multiple of K (default 8)");
        // minitron
        app.add_option("--hidden", a->hidden, "Minitron: hidden (embedding) size kept (default: the model's)");
        app.add_option("--ffn", a->ffn, "Minitron: MLP size kept in every block");
@@ -276,6 +291,12 @@ CommandRegistration reg(
        app.add_option("--search-windows", a->search_windows, "Minitron search: held-out calibration windows")
            ->capture_default_str();
        app.add_flag("--allow-empty", a->allow_empty, "LLM-Pruner: a block may lose every head or every MLP channel");
+       // slicegpt
+       app.add_flag("--uniform", a->uniform,
+                    "SliceGPT: one rotation for the whole stream (no shortcut matrices; a plain model llama.cpp runs)");
+       app.add_flag("--slice-head", a->slice_head, "SliceGPT: slice the head's input too");
+       app.add_option("--orientation", a->orientation, "SliceGPT: final orientation pca | random")
+           ->capture_default_str();
        // common
        app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
        app.add_option("--report", a->report, "JSON report path (default OUT.report.json)");

@@ -44,9 +44,18 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   SEC_CHECK(j.is_object(), where, ": config.json is not a JSON object");
   Config c;
   std::string mt = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
-  SEC_CHECK(mt == "llama" || mt == "mistral" || mt == "qwen2", where, ": unsupported model_type '", mt,
-            "' (supported: llama, mistral, qwen2)");
-  c.architecture = mt == "qwen2" ? "qwen2" : "llama";
+  SEC_CHECK(mt != "opt" && mt != "phi" && mt != "gpt2", where, ": model_type '", mt,
+            "' uses LayerNorm; secateur supports RMSNorm models (llama, mistral, qwen2) so far");
+  SEC_CHECK(mt == "llama" || mt == "mistral" || mt == "qwen2" || mt == kSlicedModelType, where,
+            ": unsupported model_type '", mt, "' (supported: llama, mistral, qwen2, ", kSlicedModelType, ")");
+  const bool sliced = mt == kSlicedModelType;
+  std::string base = mt;
+  if (sliced) {
+    base = j.contains("base_model_type") && j["base_model_type"].is_string() ? j["base_model_type"].get<std::string>()
+                                                                             : "";
+    SEC_CHECK(base == "llama" || base == "qwen2", where, ": \"base_model_type\" must be llama or qwen2");
+  }
+  c.architecture = base == "qwen2" ? "qwen2" : "llama";
   c.dim = get_int(j, "hidden_size", where, 0, true);
   c.vocab_size = get_int(j, "vocab_size", where, 0, true);
   int layers = get_int(j, "num_hidden_layers", where, 0, true);
@@ -60,7 +69,7 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   c.norm_eps = float(get_num(j, "rms_norm_eps", where, 1e-6));
   c.rope_theta = float(get_num(j, "rope_theta", where, 10000.0));
   c.tied_embeddings = get_bool(j, "tie_word_embeddings", where, false);
-  c.attn_bias = get_bool(j, "attention_bias", where, mt == "qwen2");
+  c.attn_bias = get_bool(j, "attention_bias", where, base == "qwen2");
   SEC_CHECK(!get_bool(j, "mlp_bias", where, false), where, ": mlp_bias is not supported");
   c.bos_token_id = get_int(j, "bos_token_id", where, 1);
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array()) {
@@ -99,6 +108,28 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   } else {
     c.blocks.assign(size_t(layers), BlockDims{heads, kv, ffn});
   }
+  if (sliced) {
+    SEC_CHECK(j.contains("secateur_residual") && j["secateur_residual"].is_object(), where, ": a ", kSlicedModelType,
+              " config needs \"secateur_residual\"");
+    const json& r = j["secateur_residual"];
+    SEC_CHECK(r.contains("widths") && r["widths"].is_array() && int(r["widths"].size()) == 2 * layers + 1, where,
+              ": \"secateur_residual\".widths must list 2 x num_hidden_layers + 1 widths");
+    for (const auto& w : r["widths"]) {
+      SEC_CHECK(w.is_number_integer() && w.get<int64_t>() > 0 && w.get<int64_t>() < (int64_t(1) << 31), where,
+                ": \"secateur_residual\".widths must be positive integers");
+      c.resid_dims.push_back(w.get<int>());
+    }
+    for (const char* key : {"attn_shortcut", "mlp_shortcut"}) {
+      SEC_CHECK(r.contains(key) && r[key].is_array() && int(r[key].size()) == layers, where, ": \"secateur_residual\".",
+                key, " must list one boolean per block");
+      for (int l = 0; l < layers; l++) {
+        SEC_CHECK(r[key][size_t(l)].is_boolean(), where, ": \"secateur_residual\".", key, " must be booleans");
+        (std::string(key) == "attn_shortcut" ? c.blocks[size_t(l)].attn_shortcut : c.blocks[size_t(l)].mlp_shortcut) =
+            r[key][size_t(l)].get<bool>();
+      }
+    }
+    c.norm_mean_dim = get_int(r, "norm_mean_dim", where, 0);
+  }
   if (j.contains("secateur_provenance")) {
     const json& p = j["secateur_provenance"];
     SEC_CHECK(p.is_object(), where, ": \"secateur_provenance\" is not an object");
@@ -127,8 +158,10 @@ Config read_hf_config(const std::string& path) {
 nlohmann::ordered_json config_to_hf_json(const Config& c) {
   nlohmann::ordered_json j;
   const bool qwen = c.architecture == "qwen2";
-  j["architectures"] = {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
-  j["model_type"] = qwen ? "qwen2" : "llama";
+  const bool sliced = !c.plain_residual();
+  j["architectures"] = {sliced ? "SecateurSliceGptForCausalLM" : qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = sliced ? kSlicedModelType : qwen ? "qwen2" : "llama";
+  if (sliced) j["base_model_type"] = qwen ? "qwen2" : "llama";
   int max_heads = 0, max_kv = 0, max_ffn = 0;
   for (const auto& b : c.blocks) {
     max_heads = std::max(max_heads, b.n_heads);
@@ -165,7 +198,18 @@ nlohmann::ordered_json config_to_hf_json(const Config& c) {
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
   j["torch_dtype"] = "float32";
-  if (!c.uniform_blocks()) {
+  if (sliced) {
+    nlohmann::ordered_json r, widths = nlohmann::ordered_json::array(), attn = nlohmann::ordered_json::array(),
+                              mlp = nlohmann::ordered_json::array();
+    for (int p = 0; p < c.n_resid_points(); p++) widths.push_back(c.resid_width(p));
+    for (const auto& b : c.blocks) attn.push_back(b.attn_shortcut), mlp.push_back(b.mlp_shortcut);
+    r["widths"] = widths;
+    r["attn_shortcut"] = attn;
+    r["mlp_shortcut"] = mlp;
+    r["norm_mean_dim"] = c.norm_mean_dim;
+    j["secateur_residual"] = r;
+  }
+  if (!c.uniform_blocks() || sliced) {
     nlohmann::ordered_json layers = nlohmann::ordered_json::array();
     for (const auto& b : c.blocks)
       layers.push_back({{"num_attention_heads", b.n_heads},

@@ -8,6 +8,10 @@
 // Per-block dims: when blocks differ, the file ALSO carries "secateur_layers": [{"num_attention_heads",
 // "num_key_value_heads", "intermediate_size"}, ...] (one per layer), and the plain HF fields hold the
 // maximum over blocks (Transformers itself cannot build such a model; secateur and GGUF can).
+// A rotated / sliced model (SliceGPT, shortcut matrices) is model_type "secateur_slicegpt" (which
+// Transformers refuses rather than misreads) with "base_model_type" llama | qwen2,
+// "secateur_residual": {"widths": [2L+1], "attn_shortcut": [L bools], "mlp_shortcut": [L bools],
+// "norm_mean_dim": n} and always "secateur_layers".
 // Provenance travels as the "secateur_provenance" object of strings.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -16,6 +20,8 @@
 #include "model/config.h"
 
 namespace sec {
+
+inline constexpr const char* kSlicedModelType = "secateur_slicegpt";
 
 // `where` names the file in error messages.
 Config config_from_hf_json(const nlohmann::json& j, const std::string& where);

@@ -264,8 +264,16 @@ static bool tensor_absent(const Config& c, TensorKind k, int layer) {
 }
 
 // The GGUF architecture a model is written as: llama / qwen2 when every block has the same sizes
-// and none lacks attention or FFN (those outputs are unchanged), deci otherwise.
+// and none lacks attention or FFN (those outputs are unchanged), deci otherwise; a model whose
+// residual stream is rotated / sliced with shortcut matrices (SliceGPT) is secateur's own
+// "slicegpt", which llama.cpp refuses as an unknown architecture instead of misreading it.
+//   slicegpt.* keys: the deci keys (per-block INT32 arrays, key_length / value_length), plus
+//   residual_widths (INT32, 2L+1 points), attn_shortcut / mlp_shortcut (INT32 0/1 per block),
+//   norm_mean_dim (UINT32, 0: each norm's own width), attention_bias (BOOL) and base_architecture
+//   (llama | qwen2); q/k rows interleaved as in llama; tensors blk.N.attn_shortcut.weight /
+//   blk.N.ffn_shortcut.weight ([out, in] = [mid, in] / [out, mid]).
 static std::string gguf_architecture_for(const Config& c) {
+  if (!c.plain_residual()) return "slicegpt";
   const bool plain = c.uniform_blocks() && c.blocks[0].n_heads > 0 && c.blocks[0].ffn_dim > 0;
   return plain ? (c.attn_bias ? "qwen2" : "llama") : "deci";
 }
@@ -309,8 +317,8 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   Model m;
   Config& c = m.config;
   const std::string arch = g.get_string("general.architecture");
-  SEC_CHECK(arch == "llama" || arch == "qwen2" || arch == "deci", path, ": unsupported GGUF architecture '", arch,
-            "' (supported: llama, qwen2, deci)");
+  SEC_CHECK(arch == "llama" || arch == "qwen2" || arch == "deci" || arch == "slicegpt", path,
+            ": unsupported GGUF architecture '", arch, "' (supported: llama, qwen2, deci, slicegpt)");
   c.architecture = arch;
   c.attn_bias = arch == "qwen2";
   const std::string a = arch + ".";
@@ -328,6 +336,24 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     max_heads = std::max(max_heads, h);
   }
   SEC_CHECK(max_heads > 0, path, ": every block has zero attention heads");
+  if (arch == "slicegpt") {
+    const std::string base = g.get_string(a + "base_architecture", "llama");
+    SEC_CHECK(base == "llama" || base == "qwen2", path, ": ", a, "base_architecture '", base,
+              "' is not llama or qwen2");
+    c.architecture = base;
+    c.attn_bias = g.get_int(a + "attention_bias", 0) != 0;
+    auto flags = [&](const char* key) { return per_layer(g, a + key, L, true, 0); };
+    const auto attn_sc = flags("attn_shortcut"), mlp_sc = flags("mlp_shortcut");
+    for (int l = 0; l < L; l++) {
+      c.blocks[size_t(l)].attn_shortcut = attn_sc[size_t(l)] != 0;
+      c.blocks[size_t(l)].mlp_shortcut = mlp_sc[size_t(l)] != 0;
+    }
+    const GgufValue* widths = g.find(a + "residual_widths");
+    SEC_CHECK(widths && widths->is_array() && int64_t(widths->ints.size()) == 2 * int64_t(L) + 1, path, ": ", a,
+              "residual_widths must be an integer array of 2 x block_count + 1 widths");
+    for (int64_t v : widths->ints) c.resid_dims.push_back(checked_int(g, a + "residual_widths", v, 1));
+    c.norm_mean_dim = checked_int(g, a + "norm_mean_dim", g.get_int(a + "norm_mean_dim", 0));
+  }
   // deci: per-block q/k/v biases (a Qwen2-style model), the same in every block that has attention.
   if (arch == "deci") {
     int with = 0, attn_blocks = 0;
@@ -442,7 +468,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   if (c.tied_embeddings && out) used.insert(out->name);
   std::map<DType, int64_t> dtypes;
   m.weights.blocks.resize(c.n_layers());
-  const bool interleaved = arch == "llama" || arch == "deci";
+  const bool interleaved = arch == "llama" || arch == "deci" || arch == "slicegpt";
   for_each_tensor(c, m.weights, [&](TensorRef& r) {
     if (tensor_absent(c, r.kind, r.layer)) {  // a removed attention / FFN: not read from the file
       // (Only while for_each_tensor still visits such tensors: norms 1, the rest empty.)
@@ -488,7 +514,7 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
   SEC_CHECK(!c.attn_bias || c.architecture == "qwen2" || c.architecture == "llama", "cannot save architecture ",
             c.architecture, " as GGUF");
   const std::string arch = gguf_architecture_for(c);
-  const bool deci = arch == "deci";
+  const bool deci = arch == "deci", sliced = arch == "slicegpt";
   const std::string a = arch + ".";
   // The block sizes stored in the file: deci placeholders (see above) where llama.cpp needs them.
   std::vector<BlockDims> stored = c.blocks;
@@ -520,14 +546,25 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
   auto dims = [&](const char* key, int BlockDims::*field) {
     std::vector<int64_t> v;
     for (const auto& b : stored) v.push_back(b.*field);
-    w.set(a + key, deci ? GgufValue::array_i32(v) : GgufValue::u32(uint32_t(v[0])));
+    w.set(a + key, deci || sliced ? GgufValue::array_i32(v) : GgufValue::u32(uint32_t(v[0])));
   };
   dims("feed_forward_length", &BlockDims::ffn_dim);
   dims("attention.head_count", &BlockDims::n_heads);
   dims("attention.head_count_kv", &BlockDims::n_kv_heads);
   // llama.cpp assumes head_dim = embedding_length / head_count (of block 0) unless key_length says
   // otherwise; deci files always state it.
-  if (deci || c.blocks[0].n_heads * c.head_dim != c.dim) {
+  if (sliced) {
+    std::vector<int64_t> widths, attn_sc, mlp_sc;
+    for (int p = 0; p < c.n_resid_points(); p++) widths.push_back(c.resid_width(p));
+    for (const auto& b : c.blocks) attn_sc.push_back(b.attn_shortcut), mlp_sc.push_back(b.mlp_shortcut);
+    w.set(a + "base_architecture", GgufValue::string(c.attn_bias ? "qwen2" : "llama"));
+    w.set(a + "attention_bias", GgufValue::boolean(c.attn_bias));
+    w.set(a + "residual_widths", GgufValue::array_i32(widths));
+    w.set(a + "attn_shortcut", GgufValue::array_i32(attn_sc));
+    w.set(a + "mlp_shortcut", GgufValue::array_i32(mlp_sc));
+    w.set(a + "norm_mean_dim", GgufValue::u32(uint32_t(c.norm_mean_dim)));
+  }
+  if (deci || sliced || c.blocks[0].n_heads * c.head_dim != c.dim) {
     w.set(a + "attention.key_length", GgufValue::u32(uint32_t(c.head_dim)));
     w.set(a + "attention.value_length", GgufValue::u32(uint32_t(c.head_dim)));
   }
@@ -568,7 +605,7 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
     int layer;
   };
   std::vector<Entry> entries;
-  const bool interleaved = arch == "llama" || deci;
+  const bool interleaved = arch == "llama" || deci || sliced;
   std::function<Tensor()> embed_stored;
   for_each_tensor(c, m.weights, [&](const TensorRef& r) {
     if (tensor_absent(c, r.kind, r.layer)) return;  // never stored (zero-size, or a removed block's norm)

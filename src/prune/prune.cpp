@@ -16,6 +16,8 @@ const std::vector<PruneMethodInfo>& prune_methods() {
       {"llm-pruner", "structured: KV groups / heads, MLP and hidden channels by gradient importance", true, 10, 64},
       {"minitron", "structured: width (heads, KV groups, neurons, hidden) by activations, depth by BI or PPL", true,
        1024, 2048},
+      {"slicegpt", "structured: rotate the residual stream by PCA and slice it (shortcut matrices, or --uniform)", true,
+       128, 2048},
   };
   return methods;
 }
@@ -97,6 +99,19 @@ nlohmann::ordered_json minitron_options_json(const MinitronOptions& o) {
   return j;
 }
 
+nlohmann::ordered_json slicegpt_options_json(const SliceGptOptions& o) {
+  return {{"method", "slicegpt"},
+          {"sparsity", o.sparsity},
+          {"uniform", o.uniform},
+          {"slice_head", o.slice_head},
+          {"round", o.round},
+          {"orientation", o.orientation == Orientation::Pca ? "pca" : "random"},
+          {"damping", o.damping},
+          {"seed", o.seed},
+          {"pca", "sum x^T x of each residual point (not mean-centred), float64, damped by damping * mean(diag)"},
+          {"batch", o.batch}};
+}
+
 }  // namespace
 
 nlohmann::ordered_json PruneReport::to_json() const {
@@ -134,6 +149,9 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* sam
     LlmPrunerPlan plan = llm_pruner(m, o.llm_pruner, calibrated ? samples : nullptr);
     r.plan = plan.report;
     m = apply_selection(m, plan.selection);
+  } else if (r.method == "slicegpt") {
+    r.options = slicegpt_options_json(o.slicegpt);
+    r.plan = slicegpt(m, o.slicegpt, *samples);
   } else {
     r.options = minitron_options_json(o.minitron);
     SEC_CHECK(m.tokenizer, "minitron needs the model's tokenizer (for the calibration text)");

@@ -1,7 +1,8 @@
 // The one entry point of every pruning method. A method looks at the model (and the calibration
 // data) and decides a plan — per-linear masks / reconstructed weights applied block by block
 // (magnitude, Wanda, SparseGPT, OWL), or groups and blocks to remove (LLM-Pruner), which the shared
-// surgery (model/surgery.h) applies (LLM-Pruner, Minitron). prune_model records the plan, every resolved option, the
+// surgery (model/surgery.h) applies (LLM-Pruner, Minitron), or rotations and widths applied block
+// by block (SliceGPT). prune_model records the plan, every resolved option, the
 // calibration data, the source and the parameter counts in one report, and set_prune_provenance
 // writes the same facts into the output model's provenance.
 #pragma once
@@ -13,6 +14,7 @@
 #include "model/model.h"
 #include "prune/llm_pruner.h"
 #include "prune/minitron.h"
+#include "prune/slicegpt.h"
 #include "prune/unstructured_driver.h"
 
 namespace sec {
@@ -31,6 +33,7 @@ struct PruneOptions {
   UnstructuredOptions unstructured;  // magnitude / wanda / sparsegpt (method set from `method`)
   LlmPrunerOptions llm_pruner;
   MinitronOptions minitron;
+  SliceGptOptions slicegpt;
 };
 
 // Whether this method with these options reads calibration data.

@@ -13,7 +13,8 @@ void write_reference_model(const Model& m, const std::string& dir) {
                         {"norm_eps", c.norm_eps},
                         {"rope_theta", c.rope_theta},
                         {"tied_embeddings", c.tied_embeddings},
-                        {"attn_bias", c.attn_bias}};
+                        {"attn_bias", c.attn_bias},
+                        {"norm_mean_dim", c.norm_mean_dim}};
   for (const auto& b : c.blocks)
     cfg["blocks"].push_back({{"n_heads", b.n_heads}, {"n_kv_heads", b.n_kv_heads}, {"ffn_dim", b.ffn_dim}});
   if (!c.rope_scaling.type.empty())

@@ -52,19 +52,27 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+def rms_norm(x, w, eps, mean_dim=None):
+    """mean_dim: divide the sum of squares by this width instead of x's own (a sliced model)."""
+    d = mean_dim or x.shape[-1]
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) / d + eps) * w
 
 
 def block(cfg, w, l, x, cos, sin, taps=None):
-    """One Llama block on x (B, T, C). taps (dict) receives the block's observation points."""
+    """One Llama block on x (B, T, C). taps (dict) receives the block's observation points.
+    A rotated / sliced block (SliceGPT) carries shortcut matrices on its residual connections
+    (model.layers.N.attn_shortcut.weight (Cmid, Cin), mlp_shortcut.weight (Cout, Cmid)) and its
+    norms divide by cfg["norm_mean_dim"] when that is set."""
     B, T, C = x.shape
     hd, eps = cfg["head_dim"], cfg["norm_eps"]
+    mean_dim = cfg.get("norm_mean_dim") or None
     dims = cfg["blocks"][l]
     Hq, Hkv, F = dims["n_heads"], dims["n_kv_heads"], dims["ffn_dim"]
     p = f"model.layers.{l}."
+    attn_sc, mlp_sc = w.get(p + "attn_shortcut.weight"), w.get(p + "mlp_shortcut.weight")
+    residual = x if attn_sc is None else x @ attn_sc.T
     if Hq > 0:
-        n1 = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        n1 = rms_norm(x, w[p + "input_layernorm.weight"], eps, mean_dim)
         q = n1 @ w[p + "self_attn.q_proj.weight"].T
         k = n1 @ w[p + "self_attn.k_proj.weight"].T
         v = n1 @ w[p + "self_attn.v_proj.weight"].T
@@ -85,16 +93,18 @@ def block(cfg, w, l, x, cos, sin, taps=None):
         heads = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, T, Hq * hd)
         if taps is not None:
             taps["attn_heads"] = heads
-        x = x + heads @ w[p + "self_attn.o_proj.weight"].T
+        residual = residual + heads @ w[p + "self_attn.o_proj.weight"].T
+    x = residual
+    residual = x if mlp_sc is None else x @ mlp_sc.T
     if F > 0:
-        n2 = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        n2 = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, mean_dim)
         g = n2 @ w[p + "mlp.gate_proj.weight"].T
         u = n2 @ w[p + "mlp.up_proj.weight"].T
         hidden = torch.nn.functional.silu(g) * u
         if taps is not None:
             taps["mlp_hidden"] = hidden
-        x = x + hidden @ w[p + "mlp.down_proj.weight"].T
-    return x
+        residual = residual + hidden @ w[p + "mlp.down_proj.weight"].T
+    return residual
 
 
 def rope_tables(cfg, T):
@@ -111,7 +121,7 @@ def forward(cfg, w, tokens):
     x = w["model.embed_tokens.weight"][tokens]
     for l in range(len(cfg["blocks"])):
         x = block(cfg, w, l, x, cos, sin)
-    x = rms_norm(x, w["model.norm.weight"], cfg["norm_eps"])
+    x = rms_norm(x, w["model.norm.weight"], cfg["norm_eps"], cfg.get("norm_mean_dim") or None)
     head = w["model.embed_tokens.weight"] if cfg["tied_embeddings"] else w["lm_head.weight"]
     return x @ head.T
 
