@@ -215,7 +215,7 @@ std::string method_list() {
 
 CommandRegistration reg(
     {"prune",
-     "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner, Minitron)", 40,
+     "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner, Minitron, SliceGPT)", 40,
      [](CLI::App& app) {
        auto a = std::make_shared<PruneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
