@@ -149,6 +149,19 @@ void fold_norms(Model& m) {
   fill(w.final_norm, 1.f);
 }
 
+// Every point of a folded model's stream in one basis (no shortcuts): E <- E Q_k, the inputs of
+// q/k/v/gate/up and the head W <- W Q_k, the outputs of o/down W <- Q_k^T W.
+void rotate_stream(Model& m, const Basis& b) {
+  rotate_input(m.weights.embed, b);  // the rows of E are what the stream carries
+  for (auto& w : m.weights.blocks) {
+    for (Tensor* t : {&w.wq, &w.wk, &w.wv, &w.w_gate, &w.w_up})
+      if (t->defined()) rotate_input(*t, b);
+    for (Tensor* t : {&w.wo, &w.w_down})
+      if (t->defined()) rotate_output(*t, b);
+  }
+  rotate_input(m.weights.lm_head, b);
+}
+
 // The input side of block l (q/k/v, the attention norm, the attention shortcut) reads the stream
 // in basis b: W <- W Q_k, and the shortcut starts as Q_k (back to the original basis).
 void rotate_block_input(Model& m, int l, const Basis& b) {
@@ -286,16 +299,7 @@ void rotate_model(Model& m, const std::vector<double>& q) {
   const int64_t C = c.dim;
   SEC_ASSERT(int64_t(q.size()) == C * C);
   fold_norms(m);
-  Basis b{q, C, C, 1};
-  rotate_input(m.weights.embed, b);  // E <- E Q (the rows of E are what the stream carries)
-  for (int l = 0; l < c.n_layers(); l++) {
-    BlockWeights& w = m.weights.blocks[size_t(l)];
-    for (Tensor* t : {&w.wq, &w.wk, &w.wv, &w.w_gate, &w.w_up})
-      if (t->defined()) rotate_input(*t, b);
-    for (Tensor* t : {&w.wo, &w.w_down})
-      if (t->defined()) rotate_output(*t, b);
-  }
-  rotate_input(m.weights.lm_head, b);
+  rotate_stream(m, Basis{q, C, C, 1});
 }
 
 nlohmann::ordered_json slicegpt(Model& m, const SliceGptOptions& o, const CalibSamples& samples) {
@@ -324,15 +328,7 @@ nlohmann::ordered_json slicegpt(Model& m, const SliceGptOptions& o, const CalibS
     }
     progress.finish();
     const Basis b = pca(tap.combined(), C, k, o, rng);
-    rotate_input(m.weights.embed, b);
-    for (int l = 0; l < c.n_layers(); l++) {
-      BlockWeights& w = m.weights.blocks[size_t(l)];
-      for (Tensor* t : {&w.wq, &w.wk, &w.wv, &w.w_gate, &w.w_up})
-        if (t->defined()) rotate_input(*t, b);
-      for (Tensor* t : {&w.wo, &w.w_down})
-        if (t->defined()) rotate_output(*t, b);
-    }
-    rotate_input(m.weights.lm_head, b);
+    rotate_stream(m, b);
     // RMSNorm over the k kept directions with the original divisor C: x / sqrt(sum/C + eps) =
     // sqrt(C/k) * x / sqrt(sum/k + eps*C/k), so the weights become sqrt(C/k) and eps scales by C/k.
     const float scale = float(std::sqrt(double(C) / double(k)));

@@ -94,10 +94,7 @@ TEST(SliceGptInvariance, PcaRotationWithoutSlicingKeepsTheLogits) {
   for (bool uniform : {false, true}) {
     Model dense = init_random_model(testing::tiny_config(4, 2, false, true), 80, 0.3f, 0.2f);
     Model rotated = deep_copy(dense);
-    CalibSamples s;
-    s.nsamples = 4;
-    s.seqlen = 16;
-    s.tokens = testing::random_tokens(64, dense.config.vocab_size, 81);
+    const CalibSamples s = testing::random_calibration(4, 16, dense.config.vocab_size, 81);
     SliceGptOptions o;
     o.sparsity = 0;
     o.uniform = uniform;
@@ -123,9 +120,13 @@ PplResult eval_stories(const Model& m, const Model* ref) {
 }
 
 std::vector<std::string> prune_args(const std::string& out, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {"prune",   testing::shared_path(kModel), "-o",         out,       "--method",
-                                "slicegpt", "--calib",                   testing::shared_path(kCalib), "--nsamples",
-                                "128",      "--seqlen",                  "256",        "--batch",  "8"};
+  std::vector<std::string> a = {"prune",      testing::shared_path(kModel),
+                                "-o",         out,
+                                "--method",   "slicegpt",
+                                "--calib",    testing::shared_path(kCalib),
+                                "--nsamples", "128",
+                                "--seqlen",   "256",
+                                "--batch",    "8"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -228,7 +229,8 @@ TEST(SliceGptStories, LoraRecoveryLowersPerplexity) {
   lora.merge_into(m, true);
   const double after = eval_stories(m, nullptr).ppl;
   set_num_threads(0);
-  std::printf("[ info ] LoRA after SliceGPT 25%%: eval PPL %.3f -> %.3f (40 steps of 16 x 128 tokens)\n", before, after);
+  std::printf("[ info ] LoRA after SliceGPT 25%%: eval PPL %.3f -> %.3f (40 steps of 16 x 128 tokens)\n", before,
+              after);
   EXPECT_LT(after, 0.95 * before);
 }
 
@@ -253,8 +255,8 @@ TEST(SliceGptStories, BadInputIsAClearErrorAndWritesNothing) {
   // A LayerNorm model (OPT) is refused with a clear error.
   std::filesystem::create_directories(dir.file("opt"));
   std::ofstream(dir.file("opt/config.json")) << R"({"model_type": "opt", "hidden_size": 64})";
-  auto r = testing::run_cli({"prune", dir.file("opt"), "-o", out, "--method", "slicegpt", "--calib",
-                             testing::shared_path(kCalib)});
+  auto r = testing::run_cli(
+      {"prune", dir.file("opt"), "-o", out, "--method", "slicegpt", "--calib", testing::shared_path(kCalib)});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("LayerNorm"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));

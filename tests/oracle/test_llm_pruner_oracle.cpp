@@ -16,22 +16,14 @@
 namespace sec {
 namespace {
 
-CalibSamples random_windows(int64_t n, int64_t t, int vocab, uint64_t seed) {
-  CalibSamples s;
-  s.nsamples = n;
-  s.seqlen = t;
-  s.tokens = testing::random_tokens(n * t, vocab, seed);
-  return s;
-}
-
 // |ours - ref| relative to the reference (float32 gradients against float64 ones). A vector-wise
 // score |sum g w| can cancel: its error is bounded by the gradients' relative error times
 // sum |g w|, so it is measured relative to the element-wise first-order score of the same group
 // (`bound`, aggregated the same way; every aggregation is monotone in its members). A product's
 // relative error is the sum of its M members' (a single norm entry's gradient can be off by 1e-4
 // relative after cancellation over the tokens), so it gets M x 1e-4.
-void compare(const std::vector<ScoredGroup>& ours, const nlohmann::json& ref, const nlohmann::json& bound,
-             bool product, const std::string& what, double* worst) {
+void compare(const std::vector<ScoredGroup>& ours, const nlohmann::json& ref, const nlohmann::json& bound, bool product,
+             const std::string& what, double* worst) {
   ASSERT_EQ(ours.size(), ref.size()) << what;
   for (size_t i = 0; i < ours.size(); i++) {
     const double r = ref[i].get<double>();
@@ -47,12 +39,12 @@ TEST(LlmPrunerOracle, EveryImportanceAndAggregationMatchesPyTorch) {
   Model m = init_random_model(testing::tiny_config(4, 2, false, true), 21, 0.3f, 0.2f);
   m.config.blocks[2] = {2, 1, 40};  // blocks may differ
   m = init_random_model(m.config, 21, 0.3f, 0.2f);
-  CalibSamples s = random_windows(4, 12, m.config.vocab_size, 22);
+  CalibSamples s = testing::random_calibration(4, 12, m.config.vocab_size, 22);
   testing::TempDir dir;
   testing::write_reference_model(m, dir.path());
   testing::write_i32(dir.file("windows.i32"), s.tokens);
-  auto r = testing::run_python("llm_pruner_ref.py", {"scores", dir.path(), dir.file("windows.i32"), "4", "12",
-                                                     dir.file("scores.json")});
+  auto r = testing::run_python("llm_pruner_ref.py",
+                               {"scores", dir.path(), dir.file("windows.i32"), "4", "12", dir.file("scores.json")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   nlohmann::json ref;
   std::ifstream(dir.file("scores.json")) >> ref;
@@ -60,8 +52,12 @@ TEST(LlmPrunerOracle, EveryImportanceAndAggregationMatchesPyTorch) {
   const GradientStats stats = calibration_gradients(m, s, true, 3);  // 3: a partial micro-batch too
   int combos = 0;
   double worst = 0;
-  for (auto [imp, taylor] : std::vector<std::pair<std::string, std::string>>{
-           {"taylor", "vector"}, {"taylor", "first"}, {"taylor", "second"}, {"taylor", "mix"}, {"l1", "-"}, {"l2", "-"}})
+  for (auto [imp, taylor] : std::vector<std::pair<std::string, std::string>>{{"taylor", "vector"},
+                                                                             {"taylor", "first"},
+                                                                             {"taylor", "second"},
+                                                                             {"taylor", "mix"},
+                                                                             {"l1", "-"},
+                                                                             {"l2", "-"}})
     for (const char* agg : {"sum", "mean", "max", "prod", "last"}) {
       const std::string key = imp + "/" + taylor + "/" + agg;
       ASSERT_TRUE(ref.contains(key)) << key;

@@ -45,20 +45,12 @@ std::map<std::string, RefTensor> read_reference_model(const std::string& dir, nl
   return out;
 }
 
-CalibSamples random_windows(int64_t n, int64_t t, int vocab, uint64_t seed) {
-  CalibSamples s;
-  s.nsamples = n;
-  s.seqlen = t;
-  s.tokens = testing::random_tokens(n * t, vocab, seed);
-  return s;
-}
-
 TEST(SliceGptOracle, SlicedWeightsMatchTheOfficialProcedureUpToEigenvectorSigns) {
   SEC_REQUIRE_PYTHON_ORACLE();
   for (bool tied : {false, true}) {
     SCOPED_TRACE(tied ? "tied, biased" : "untied, biased");
     Model m = init_random_model(testing::tiny_config(4, 2, tied, true), 61, 0.3f, 0.2f);
-    CalibSamples s = random_windows(8, 16, m.config.vocab_size, 62);
+    CalibSamples s = testing::random_calibration(8, 16, m.config.vocab_size, 62);
     testing::TempDir dir;
     std::filesystem::create_directories(dir.file("dense"));
     testing::write_reference_model(m, dir.file("dense"));
@@ -137,7 +129,7 @@ TEST(SliceGptOracle, SlicedForwardMatchesPyTorch) {
   SliceGptOptions o;
   o.sparsity = 0.3;
   o.slice_head = true;
-  slicegpt(m, o, random_windows(4, 16, m.config.vocab_size, 64));
+  slicegpt(m, o, testing::random_calibration(4, 16, m.config.vocab_size, 64));
   ASSERT_TRUE(m.config.has_shortcuts());
   testing::TempDir dir;
   testing::write_reference_model(m, dir.path());

@@ -173,6 +173,14 @@ std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed) {
   return t;
 }
 
+CalibSamples random_calibration(int64_t n, int64_t t, int vocab, uint64_t seed) {
+  CalibSamples s;
+  s.nsamples = n;
+  s.seqlen = t;
+  s.tokens = random_tokens(n * t, vocab, seed);
+  return s;
+}
+
 float max_abs_diff(const float* a, const float* b, size_t n) {
   float m = 0;
   for (size_t i = 0; i < n; i++) {

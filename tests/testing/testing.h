@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/sampling.h"
 #include "model/config.h"
 
 namespace sec::testing {
@@ -61,6 +62,8 @@ float max_abs_diff(const float* a, const float* b, size_t n);
 Config tiny_config(int heads, int kv_heads, bool tied, bool bias);
 // n token ids uniform in [0, vocab).
 std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed);
+// n calibration windows of t random tokens (no source file).
+CalibSamples random_calibration(int64_t n, int64_t t, int vocab, uint64_t seed);
 
 }  // namespace sec::testing
 

@@ -15,14 +15,6 @@
 namespace sec {
 namespace {
 
-CalibSamples random_windows(int64_t n, int64_t t, int vocab, uint64_t seed) {
-  CalibSamples s;
-  s.nsamples = n;
-  s.seqlen = t;
-  s.tokens = testing::random_tokens(n * t, vocab, seed);
-  return s;
-}
-
 float max_abs(const Tensor& t) {
   float m = 0;
   for (int64_t i = 0; i < t.numel(); i++) m = std::max(m, std::fabs(t.f32()[i]));
@@ -37,7 +29,7 @@ TEST(Minitron, GqaHeadsAreScoredAndKeptWithTheKvHeadTheyRead) {
   const int64_t hd = m.config.head_dim, C = m.config.dim;
   for (auto& b : m.weights.blocks)
     for (int64_t i = 0; i < hd * C; i++) b.wv.f32()[i] *= 0.01f;  // rows of KV head 0
-  CalibSamples s = random_windows(6, 16, m.config.vocab_size, 52);
+  CalibSamples s = testing::random_calibration(6, 16, m.config.vocab_size, 52);
   WidthScores w = activation_scores(m, s, Reduce::L2, Reduce::Mean, 1, 4);
   for (int l = 0; l < 3; l++) {
     const auto& h = w.heads[size_t(l)];
@@ -70,7 +62,7 @@ TEST(Minitron, ReductionsOverBatchAndSequence) {
   // The batch reductions' algebra, on a calibration set and the same set repeated twice: l2 grows
   // by sqrt(2), mean and variance stay.
   Model m = init_random_model(testing::tiny_config(4, 2, false, false), 54, 0.3f, 0.2f);
-  CalibSamples one = random_windows(3, 12, m.config.vocab_size, 55), two = one;
+  CalibSamples one = testing::random_calibration(3, 12, m.config.vocab_size, 55), two = one;
   two.nsamples = 6;
   two.tokens.insert(two.tokens.end(), one.tokens.begin(), one.tokens.end());  // the same 3 samples twice
   for (Reduce seq : {Reduce::Mean, Reduce::L2, Reduce::Var}) {
@@ -93,7 +85,7 @@ TEST(Minitron, ReductionsOverBatchAndSequence) {
     for (size_t i = 0; i < a_m.channels.size(); i++) EXPECT_GT(a_m.channels[i], 0.0);
   }
   // With one position per sample, the sequence mean and l2 of |x| are both |x|, and its variance 0.
-  CalibSamples single = random_windows(2, 1, m.config.vocab_size, 56);
+  CalibSamples single = testing::random_calibration(2, 1, m.config.vocab_size, 56);
   WidthScores mean1 = activation_scores(m, single, Reduce::Mean, Reduce::Mean, 1, 1);
   WidthScores l21 = activation_scores(m, single, Reduce::Mean, Reduce::L2, 1, 1);
   WidthScores var1 = activation_scores(m, single, Reduce::Mean, Reduce::Var, 1, 1);
@@ -109,7 +101,7 @@ TEST(Minitron, BlockImportanceOfAnIdentityBlockIsZero) {
   Tensor& down = m.weights.blocks[1].w_down;
   std::fill(wo.f32(), wo.f32() + wo.numel(), 0.f);
   std::fill(down.f32(), down.f32() + down.numel(), 0.f);  // block 1 adds nothing: output = input
-  CalibSamples s = random_windows(4, 10, m.config.vocab_size, 58);
+  CalibSamples s = testing::random_calibration(4, 10, m.config.vocab_size, 58);
   WidthScores w = activation_scores(m, s, Reduce::L2, Reduce::Mean, 2, 2);
   EXPECT_NEAR(w.block_bi[1], 0.0, 1e-6);
   EXPECT_GT(w.block_bi[0], 1e-3);
@@ -126,7 +118,7 @@ TEST(Minitron, BlockImportanceOfAnIdentityBlockIsZero) {
 
 TEST(Minitron, ImpossibleArchitecturesAreErrors) {
   Model m = init_random_model(testing::tiny_config(4, 2, false, false), 59, 0.3f, 0.2f);
-  CalibSamples s = random_windows(2, 8, m.config.vocab_size, 60);
+  CalibSamples s = testing::random_calibration(2, 8, m.config.vocab_size, 60);
   auto fails = [&](MinitronOptions o, const std::string& needle) {
     try {
       minitron(m, o, s, Corpus{});
