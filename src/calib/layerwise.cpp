@@ -162,13 +162,30 @@ LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64
     // Statistics of the unchanged block; when the method leaves the block as it is, this pass's
     // outputs are the next block's inputs, else they are recomputed below.
     if (tap) run_block(l, hidden, work, method.changes_model() ? &stats_only : tap);
-    method.end_block(m, l, [&](Tap* t) {
-      // Statistics only: block_forward writes no output, and the output pass below recomputes `work`.
+    // The method's own passes run the block as it is at that moment; their outputs land in `work`,
+    // which the output pass below recomputes unless the method hands them over.
+    struct Passes : BlockPasses {
+      std::function<void(Tap*, bool)> go;
+      std::vector<float>* work;
+      bool ready = false;
+      void run(Tap* t) override { go(t, false); }
+      std::vector<float>& run_keep(Tap* t) override {
+        go(t, true);
+        return *work;
+      }
+      void outputs_ready() override { ready = true; }
+    } passes;
+    passes.work = &work;
+    passes.go = [&](Tap* t, bool keep) {
       SEC_ASSERT(method.changes_model());
       StatisticsOnlyTap only(t, l);
-      run_block(l, hidden, work, &only);
-    });
-    if (method.changes_model() || !tap) run_block(l, hidden, work, nullptr);  // outputs of the changed block
+      run_block(l, hidden, work, keep ? t : &only);
+    };
+    method.end_block(m, l, passes);
+    if (passes.ready)
+      SEC_ASSERT(int64_t(work.size()) == nsamples * seqlen * m.config.block_out(l));
+    else if (method.changes_model() || !tap)
+      run_block(l, hidden, work, nullptr);  // outputs of the changed block
     hidden.swap(work);
     res.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     progress.update(l - first_layer + 1);

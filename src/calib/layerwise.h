@@ -70,18 +70,28 @@ class LinearStatsTap : public Tap {
   std::map<std::string, std::shared_ptr<InputStats>> by_name_;
 };
 
-// Runs block `layer` of the model as it is now over every cached calibration input, with a tap
-// (the outputs are discarded): for methods that change a block in steps and need its signals
-// in between (SliceGPT's PCA of the attention output after rotating the attention input).
-using BlockRunner = std::function<void(Tap* tap)>;
+// What a method may do with its block inside end_block: run it (as it is now) again over every
+// cached calibration input — for methods that change a block in steps and need its signals in
+// between (SliceGPT's PCA of the attention output after rotating the attention input).
+class BlockPasses {
+ public:
+  virtual ~BlockPasses() = default;
+  // A statistics pass: the tap observes, the outputs are discarded.
+  virtual void run(Tap* tap) = 0;
+  // A pass that keeps the outputs (nsamples x seqlen x Cout floats, the driver's second buffer).
+  // The method may transform them into the changed block's outputs in place (resizing the vector
+  // to the new width) and call outputs_ready(): the driver then skips the output pass.
+  virtual std::vector<float>& run_keep(Tap* tap) = 0;
+  virtual void outputs_ready() = 0;
+};
 
 class LayerwiseMethod {
  public:
   virtual ~LayerwiseMethod() = default;
   // Tap for block `layer`'s statistics pass, owned by the method; nullptr skips the pass.
   virtual Tap* begin_block(const Model& m, int layer) = 0;
-  // Change block `layer` of the model from what the tap collected (`run` re-runs the block).
-  virtual void end_block(Model& m, int layer, const BlockRunner& run) = 0;
+  // Change block `layer` of the model from what the tap collected (`passes` re-runs the block).
+  virtual void end_block(Model& m, int layer, BlockPasses& passes) = 0;
   // Whether the changed block must be re-run to produce the next block's inputs (false only
   // when the method does not change the model, e.g. a statistics-only pass, which then uses the
   // statistics pass's own outputs).

@@ -201,6 +201,22 @@ void rotate_block_output(Model& m, int l, const Basis& b) {
   }
 }
 
+// x (rows, C) <- x . Q_k (rows, k), in place; in float64 like the rotations (rounding the product
+// in float32 would cost the next PCAs accuracy).
+void project_rows(std::vector<float>& x, int64_t C, const Basis& b) {
+  const int64_t rows = int64_t(x.size()) / C, chunk = 1024;
+  std::vector<float> out(size_t(rows * b.k));
+  std::vector<double> in(size_t(std::min(chunk, rows) * C)), res(size_t(std::min(chunk, rows) * b.k));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    for (int64_t i = 0; i < n * C; i++) in[size_t(i)] = x[size_t(r0 * C + i)];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(b.k), int(C), 1.0, in.data(), int(C), b.q.data(),
+                int(C), 0.0, res.data(), int(b.k));
+    for (int64_t i = 0; i < n * b.k; i++) out[size_t(r0 * b.k + i)] = float(res[size_t(i)]);
+  }
+  x.swap(out);
+}
+
 // sum x^T x of one tap point of one block, in float64.
 class CovarianceTap : public Tap {
  public:
@@ -240,17 +256,21 @@ class SliceBlocks : public LayerwiseMethod {
     tap_ = std::make_unique<CovarianceTap>(TapPoint::AttnResidual, l, m.config.block_mid(l), false);
     return tap_.get();
   }
-  void end_block(Model& m, int l, const BlockRunner& run) override {
+  void end_block(Model& m, int l, BlockPasses& passes) override {
     const int64_t C = m.config.dim;
     const Basis mid = pca(std::move(tap_->cov), C, k_, o_, rng_);
     rotate_block_middle(m, l, mid);
     points_.push_back(point_json("mid", l, mid));
     CovarianceTap out(TapPoint::BlockOutput, l, C, true);
-    run(&out);
+    std::vector<float>& outputs = passes.run_keep(&out);  // in the original basis, C wide
     const bool last = l + 1 == m.config.n_layers();
     const Basis b = pca(std::move(out.cov), C, last && !o_.slice_head ? C : k_, o_, rng_);
     rotate_block_output(m, l, b);
     points_.push_back(point_json("out", l, b));
+    // The next block's inputs are these outputs in the new basis, x . Q_k (as the official code):
+    // one product instead of another pass of the block.
+    project_rows(outputs, C, b);
+    passes.outputs_ready();
     tap_.reset();
   }
 

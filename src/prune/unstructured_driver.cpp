@@ -95,7 +95,7 @@ class OwlStatsPass : public LayerwiseMethod {
     tap_ = std::make_unique<LinearStatsTap>(m.config, layer, StatsRequest{true, false}, include_fn());
     return tap_.get();
   }
-  void end_block(Model& m, int layer, const BlockRunner&) override {
+  void end_block(Model& m, int layer, BlockPasses&) override {
     std::vector<std::vector<float>> norms;
     std::vector<ScoredLinear> scored;
     int64_t params = 0;
@@ -141,7 +141,7 @@ class CalibratedPrune : public LayerwiseMethod {
     tap_ = std::make_unique<LinearStatsTap>(m.config, layer, req, include);
     return tap_.get();
   }
-  void end_block(Model& m, int layer, const BlockRunner&) override {
+  void end_block(Model& m, int layer, BlockPasses&) override {
     tap_->finish();
     SparsityTarget t = o_.target;
     if (!t.is_nm()) t.ratio = block_sparsity_[size_t(layer)];

@@ -66,11 +66,12 @@ TEST(SliceGptOracle, SlicedWeightsMatchTheOfficialProcedureUpToEigenvectorSigns)
 
     // Each eigenvector's sign is arbitrary: per residual point, the sign of each kept direction is
     // read off the first tensor carrying that point, then every tensor must agree with it.
-    // Tolerance: our forward passes are float32 (the reference's float64), and PCA amplifies the
-    // activations' rounding by 1/(eigenvalue gap): two float32 runs of our own code that only sum
-    // in another order (calibration batch 1 vs 8) differ by up to 4.5e-5 of a tensor's largest entry
-    // on these random models. Each tensor must be within 1e-5 relative in Frobenius norm, and every
-    // entry within 5e-5 of the tensor's largest.
+    // Tolerance: our forward passes are float32 (the reference's float64), and each PCA amplifies
+    // the activations' rounding by 1/(eigenvalue gap), block after block. That floor, measured: two
+    // float32 runs of this procedure that differ only in summation order (calibration batch 1 vs 8)
+    // differ by up to 2.2e-5 in relative Frobenius norm and 6.8e-5 of a tensor's largest entry on
+    // these random models (seeds 61, 71, 81). So each tensor must be within 5e-5 relative in
+    // Frobenius norm and every entry within 2e-4 of the tensor's largest: a few times the floor.
     std::map<int, std::vector<float>> sign;
     int tensors = 0;
     double worst = 0, worst_fro = 0;
@@ -108,11 +109,11 @@ TEST(SliceGptOracle, SlicedWeightsMatchTheOfficialProcedureUpToEigenvectorSigns)
           diff2 += d * d;
           ref2 += double(at(rt.data, i, j)) * at(rt.data, i, j);
           worst = std::max(worst, std::fabs(d) / scale);
-          EXPECT_LE(std::fabs(d), 5e-5 * scale) << t.name << " [" << i << ", " << j << "]";
+          EXPECT_LE(std::fabs(d), 2e-4 * scale) << t.name << " [" << i << ", " << j << "]";
         }
       const double rel = std::sqrt(diff2 / std::max(ref2, 1e-300));
       worst_fro = std::max(worst_fro, rel);
-      EXPECT_LE(rel, 1e-5) << t.name;
+      EXPECT_LE(rel, 5e-5) << t.name;
       tensors++;
     });
     EXPECT_EQ(tensors, int(ref.size()));

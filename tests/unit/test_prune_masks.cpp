@@ -157,7 +157,7 @@ struct ZeroO : LayerwiseMethod {
     tap = std::make_unique<LinearStatsTap>(m.config, layer, StatsRequest{true, true});
     return tap.get();
   }
-  void end_block(Model& m, int layer, const BlockRunner&) override {
+  void end_block(Model& m, int layer, BlockPasses&) override {
     tap->finish();
     if (layer == 1) block1_sumsq = tap->stats(TensorKind::Gate).sumsq;
     auto& wo = m.weights.blocks[size_t(layer)].wo;
