@@ -98,7 +98,8 @@ void expect_error(const std::string& s, const std::string& needle) {
 }
 
 TEST(HfConfig, Errors) {
-  expect_error(R"({"model_type":"gpt2","hidden_size":64})", "unsupported model_type");
+  expect_error(R"({"model_type":"gpt2","hidden_size":64})", "uses LayerNorm");
+  expect_error(R"({"model_type":"bert-like","hidden_size":64})", "unsupported model_type");
   expect_error(R"({"model_type":"llama","vocab_size":10})", "hidden_size");
   expect_error(R"({"model_type":"llama","hidden_size":"64","vocab_size":10})", "hidden_size");
   expect_error(R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":1,

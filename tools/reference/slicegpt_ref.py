@@ -68,8 +68,11 @@ def ppl(cfg, w, stream, seqlen):
     return math.exp(nll / (n * (seqlen - 1))), n
 
 
-def slice_model(cfg, w, windows, sparsity, slice_head, center):
+def slice_model(cfg, w, windows, sparsity, slice_head, center, dtype=DT):
+    """dtype: of the weights and the forward passes (float64 for the reference; float32 is what the
+    official code does with a float32 model). PCA and rotations are float64 either way."""
     C = cfg["dim"]
+    rot = lambda a, b: (a.to(DT) @ b.to(DT)).to(dtype)  # noqa: E731
     D = int((1 - sparsity) * C) // 8 * 8
     L = len(cfg["blocks"])
     w = dict(w)
@@ -86,50 +89,50 @@ def slice_model(cfg, w, windows, sparsity, slice_head, center):
             w[p + f"self_attn.{n}.weight"] = w[p + f"self_attn.{n}.weight"] * a1
         for n in ("gate_proj", "up_proj"):
             w[p + f"mlp.{n}.weight"] = w[p + f"mlp.{n}.weight"] * a2
-        w[p + "input_layernorm.weight"] = torch.ones(C, dtype=DT)
-        w[p + "post_attention_layernorm.weight"] = torch.ones(C, dtype=DT)
+        w[p + "input_layernorm.weight"] = torch.ones(C, dtype=dtype)
+        w[p + "post_attention_layernorm.weight"] = torch.ones(C, dtype=dtype)
     w["lm_head.weight"] = w["lm_head.weight"] * w["model.norm.weight"]
-    w["model.norm.weight"] = torch.ones(C, dtype=DT)
+    w["model.norm.weight"] = torch.ones(C, dtype=dtype)
 
     cos, sin = llama_ref.rope_tables(cfg, windows.shape[1])
     inps = [w["model.embed_tokens.weight"][windows]]  # (N, T, C)
     Q = pca(inps, C)
-    w["model.embed_tokens.weight"] = (w["model.embed_tokens.weight"] @ Q)[:, :D]
-    inps = [(x @ Q)[:, :, :D] for x in inps]
+    w["model.embed_tokens.weight"] = rot(w["model.embed_tokens.weight"], Q)[:, :D]
+    inps = [rot(x, Q)[:, :, :D] for x in inps]
     widths = [D]
     for l in range(L):
         p = f"model.layers.{l}."
         attn_sc = Q.T[:D, :]  # (D_in, C): x @ attn_sc
         for n in ("q_proj", "k_proj", "v_proj"):
-            w[p + f"self_attn.{n}.weight"] = (w[p + f"self_attn.{n}.weight"] @ Q)[:, :D]
-        w[p + "input_layernorm.weight"] = torch.ones(D, dtype=DT)
+            w[p + f"self_attn.{n}.weight"] = rot(w[p + f"self_attn.{n}.weight"], Q)[:, :D]
+        w[p + "input_layernorm.weight"] = torch.ones(D, dtype=dtype)
         # The signal between attention and MLP: the block run up to its MLP norm's input.
         lcfg = dict(cfg, blocks=[dict(cfg["blocks"][l], ffn_dim=0)])
         lw = {k.replace(p, "model.layers.0."): v for k, v in w.items() if k.startswith(p)}
-        lw["model.layers.0.attn_shortcut.weight"] = attn_sc.T
+        lw["model.layers.0.attn_shortcut.weight"] = attn_sc.T.to(dtype)
         mids = [llama_ref.block(lcfg, lw, 0, x, cos, sin) for x in inps]
         Q = pca(mids, C)
         attn_sc = (attn_sc @ Q)[:, :D]
-        w[p + "self_attn.o_proj.weight"] = (Q.T @ w[p + "self_attn.o_proj.weight"])[:D, :]
+        w[p + "self_attn.o_proj.weight"] = rot(Q.T, w[p + "self_attn.o_proj.weight"])[:D, :]
         mlp_sc = Q.T[:D, :]
         for n in ("gate_proj", "up_proj"):
-            w[p + f"mlp.{n}.weight"] = (w[p + f"mlp.{n}.weight"] @ Q)[:, :D]
-        w[p + "post_attention_layernorm.weight"] = torch.ones(D, dtype=DT)
-        w[p + "attn_shortcut.weight"] = attn_sc.T  # [out = mid, in]
+            w[p + f"mlp.{n}.weight"] = rot(w[p + f"mlp.{n}.weight"], Q)[:, :D]
+        w[p + "post_attention_layernorm.weight"] = torch.ones(D, dtype=dtype)
+        w[p + "attn_shortcut.weight"] = attn_sc.T.to(dtype)  # [out = mid, in]
         # The block's outputs with the middle sliced (down_proj and the MLP shortcut not rotated yet).
         lcfg = dict(cfg, blocks=[cfg["blocks"][l]])
         lw = {k.replace(p, "model.layers.0."): v for k, v in w.items() if k.startswith(p)}
-        lw["model.layers.0.mlp_shortcut.weight"] = mlp_sc.T
+        lw["model.layers.0.mlp_shortcut.weight"] = mlp_sc.T.to(dtype)
         outs = [llama_ref.block(lcfg, lw, 0, x, cos, sin) for x in inps]
         Q = pca(outs, C)
         dim = C if l == L - 1 and not slice_head else D
         mlp_sc = (mlp_sc @ Q)[:, :dim]
-        w[p + "mlp.down_proj.weight"] = (Q.T @ w[p + "mlp.down_proj.weight"])[:dim, :]
-        w[p + "mlp_shortcut.weight"] = mlp_sc.T
-        inps = [(x @ Q)[:, :, :dim] for x in outs]
+        w[p + "mlp.down_proj.weight"] = rot(Q.T, w[p + "mlp.down_proj.weight"])[:dim, :]
+        w[p + "mlp_shortcut.weight"] = mlp_sc.T.to(dtype)
+        inps = [rot(x, Q)[:, :, :dim] for x in outs]
         widths += [D, dim]
-    w["lm_head.weight"] = (w["lm_head.weight"] @ Q)[:, :widths[-1]]
-    w["model.norm.weight"] = torch.ones(widths[-1], dtype=DT)
+    w["lm_head.weight"] = rot(w["lm_head.weight"], Q)[:, :widths[-1]]
+    w["model.norm.weight"] = torch.ones(widths[-1], dtype=dtype)
     cfg["resid_dims"] = widths
     # The writer's tensor order (for the manifest): embedding, blocks, final norm, head.
     ordered = {"model.embed_tokens.weight": w["model.embed_tokens.weight"]}
