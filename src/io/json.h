@@ -17,4 +17,7 @@ constexpr int kMaxJsonDepth = 100;
 // "<where>: JSON nested more than 100 levels deep ..." before parsing a too deeply nested text.
 nlohmann::json parse_json(std::string_view text, const std::string& where, const char* what = "not valid JSON");
 
+// Whether s is well-formed UTF-8 (what a JSON string must be; nlohmann's dump throws otherwise).
+bool valid_utf8(std::string_view s);
+
 }  // namespace sec

@@ -440,6 +440,11 @@ void write_tokenizer_json(const TokenizerData& in, const std::string& path) {
   // Normalise through Tokenizer: validates, fills types and (for merges-only data) scores.
   const TokenizerData d = Tokenizer(in).data();
   const bool spm = d.kind == TokenizerKind::SentencePiece;
+  // JSON strings are UTF-8 (GGUF and tokenizer.bin pieces need not be); dump() would throw a
+  // json::type_error, which is not a sec::Error.
+  for (size_t i = 0; i < d.tokens.size(); i++)
+    SEC_CHECK(valid_utf8(d.tokens[i]), path, ": cannot write tokenizer.json: token ", i,
+              " is not valid UTF-8, which JSON requires");
 
   ordered_json j;
   j["version"] = "1.0";

@@ -18,6 +18,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "io/gguf.h"
+#include "io/json.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "io/tokenizer_files.h"
@@ -321,6 +322,11 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   c.vocab_size = checked_int(g, a + "vocab_size", g.get_int(a + "vocab_size", embd->shape[0]), 1);
   for (const auto& [k, v] : g.metadata()) {
     if (k.rfind("secateur.", 0) != 0 || v.type != GgufType::String) continue;
+    // Provenance goes to JSON (config.json, reports), whose strings must be UTF-8.
+    if (!valid_utf8(k) || !valid_utf8(v.str)) {
+      log_warn(path, ": ignoring metadata key ", k.size() > 64 ? k.substr(0, 64) + "..." : k, ": not valid UTF-8");
+      continue;
+    }
     c.provenance[k.substr(9)] = v.str;
   }
   check_config_from_file(c, path);  // the dims are sane before anything is sized by them

@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "eval/zeroshot.h"
 #include "io/gguf.h"
+#include "io/json.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "io/tokenizer_files.h"
@@ -330,6 +331,31 @@ TEST(FuzzRegressions, TokenizerJsonWrongMemberTypesAreErrors) {
   write_file_atomic(p, R"({"model":{"type":"BPE","byte_fallback":true,)" + vocab +
                            R"(},"normalizer":{"type":"Replace","pattern":"x","content":7},"added_tokens":[]})");
   EXPECT_EQ(read_tokenizer_json(p).tokens.size(), 4u);
+}
+
+// ---- writing what was read: JSON strings must be UTF-8 ----
+
+TEST(FuzzRegressions, NonUtf8StringsDoNotReachJsonWriters) {
+  EXPECT_TRUE(valid_utf8("plain \xE2\x96\x81 caf\xC3\xA9 \xF0\x9F\x98\x80"));
+  for (const char* bad : {"\xFF", "\xC3", "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "a\x80"})
+    EXPECT_FALSE(valid_utf8(bad)) << bad;
+  testing::TempDir d;
+  // GGUF and tokenizer.bin pieces are bytes; nlohmann's dump threw json::type_error (an
+  // "internal error") when such a tokenizer was written as tokenizer.json.
+  TokenizerData t;
+  t.tokens = {"<unk>", "<s>", "</s>", "\xFF", "a"};
+  t.scores = {0, 0, 0, 0, 0};
+  t.unk_id = 0, t.bos_id = 1, t.eos_id = 2;
+  expect_error([&] { write_tokenizer_json(t, d.file("tokenizer.json")); }, d.file("tokenizer.json"),
+               {"token 3", "not valid UTF-8"});
+  // Provenance keys of a GGUF go to config.json: invalid ones are skipped when reading.
+  const std::string p = d.file("m.gguf");
+  write_edited_gguf(init_random_model(tiny(), 1), p,
+                    [&](GgufWriter& w, auto&) { w.set("secateur.note", GgufValue::string("\xFF\xFE")); });
+  Model m = load_model(p);
+  EXPECT_EQ(m.config.provenance.count("note"), 0u);
+  save_model(m, d.file("hf"), SaveOptions{});
+  EXPECT_TRUE(file_exists(d.file("hf/config.json")));
 }
 
 // ---- task files ----
