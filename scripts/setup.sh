@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages secateur needs to build, test and benchmark.
+#   scripts/setup.sh          build, test and benchmark
+#   scripts/setup.sh --fuzz   also clang + libFuzzer + OpenMP for clang (scripts/fuzz.sh)
 # Safe to run repeatedly; skips apt-get when everything is already installed.
 set -euo pipefail
 packages=(
@@ -9,6 +11,9 @@ packages=(
   python3 python3-torch python3-numpy python3-sentencepiece
   libpcre2-dev ccache bc curl ca-certificates
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang libclang-rt-dev libomp-dev)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/json.h"
 
 namespace sec {
 
@@ -41,12 +42,7 @@ Corpus load_corpus(const std::string& path, const CorpusOptions& opts) {
     pos = end + 1;
     line_no++;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, ":", line_no, ": not valid JSON: ", e.what());
-    }
+    const nlohmann::json j = parse_json(line, cat(path, ":", line_no));
     SEC_CHECK(j.is_object() && j.contains(opts.jsonl_field) && j[opts.jsonl_field].is_string(), path, ":", line_no,
               ": no string field \"", opts.jsonl_field, "\"");
     c.documents.push_back(j[opts.jsonl_field].get<std::string>());

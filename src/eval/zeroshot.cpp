@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "io/json.h"
 #include "model/forward.h"
 
 namespace sec {
@@ -39,12 +40,7 @@ static std::string strip(const std::string& s) {
 }
 
 McItem parse_task_item(const std::string& task, const std::string& line, const std::string& where) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    fail(where, ": not valid JSON: ", e.what());
-  }
+  const nlohmann::json j = parse_json(line, where);
   auto str = [&](const char* key) {
     SEC_CHECK(j.is_object() && j.contains(key) && j[key].is_string(), where, ": no string field \"", key, "\"");
     return j[key].get<std::string>();
@@ -52,7 +48,8 @@ McItem parse_task_item(const std::string& task, const std::string& line, const s
   SEC_CHECK(j.is_object() && j.contains("label") && j["label"].is_number_integer(), where,
             ": no integer field \"label\"");
   McItem item;
-  item.label = j["label"].get<int>();
+  const int64_t label = j["label"].get<int64_t>();  // (a huge unsigned value wraps to negative: rejected below)
+  item.label = label >= 0 && label <= (int64_t(1) << 30) ? int(label) : -1;
   if (task == "winogrande") {
     // Partial scoring (lm-eval): the option fills the blank in the context; the rest of the
     // sentence is the same continuation for both options.
@@ -73,7 +70,7 @@ McItem parse_task_item(const std::string& task, const std::string& line, const s
       item.choices.push_back({query, cont});
     }
   }
-  SEC_CHECK(item.label >= 0 && item.label < int(item.choices.size()), where, ": label ", item.label,
+  SEC_CHECK(item.label >= 0 && item.label < int(item.choices.size()), where, ": label ", j["label"].dump(),
             " is not the index of a choice (", item.choices.size(), " choices)");
   return item;
 }

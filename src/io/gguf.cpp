@@ -1,7 +1,9 @@
 #include "io/gguf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -9,6 +11,10 @@ namespace sec {
 
 static const char kMagic[4] = {'G', 'G', 'U', 'F'};
 constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
+// Hard limits, far above any real model, so a corrupt header fails with a clear message.
+constexpr uint64_t kMaxTensors = 1'000'000;
+constexpr uint64_t kMaxKeys = 1'000'000;
+constexpr uint64_t kMaxDim = (uint64_t(1) << 31) - 1;
 
 const char* gguf_type_name(GgufType t) {
   switch (t) {
@@ -303,6 +309,8 @@ GgufFile::GgufFile(const std::string& path, MappedFile::Mode mode) : file_(path,
   SEC_CHECK(n_kv <= c.left() / 13, path, ": absurd metadata count ", n_kv, " for a file of ", file_.size(), " bytes");
   SEC_CHECK(n_tensors <= c.left() / 24, path, ": absurd tensor count ", n_tensors, " for a file of ", file_.size(),
             " bytes");
+  SEC_CHECK(n_kv <= kMaxKeys, path, ": absurd metadata count ", n_kv, " (the limit is ", kMaxKeys, ")");
+  SEC_CHECK(n_tensors <= kMaxTensors, path, ": absurd tensor count ", n_tensors, " (the limit is ", kMaxTensors, ")");
   for (uint64_t k = 0; k < n_kv; k++) {
     std::string key = c.str("metadata key");
     GgufType t = check_type(c, c.get<uint32_t>("value type"), key);
@@ -325,6 +333,9 @@ GgufFile::GgufFile(const std::string& path, MappedFile::Mode mode) : file_(path,
     uint64_t numel = 1;
     for (uint32_t d = 0; d < nd; d++) {
       ne[d] = c.get<uint64_t>("tensor dim");
+      // Each dim fits an int (the model's sizes are ints) and, with numel <= 2^60, nbytes cannot wrap.
+      SEC_CHECK(ne[d] <= kMaxDim, path, ": tensor '", t.name, "' has an absurd shape (dimension ", ne[d],
+                " exceeds 2^31 - 1)");
       SEC_CHECK(ne[d] == 0 || numel <= (uint64_t(1) << 60) / ne[d], path, ": tensor '", t.name,
                 "' has an absurd shape");
       numel *= ne[d];
@@ -584,7 +595,13 @@ std::optional<TokenizerData> gguf_read_tokenizer(const GgufFile& f) {
     SEC_CHECK(
         s->is_array() && (s->elem_type == GgufType::F32 || s->elem_type == GgufType::F64) && s->floats.size() == n,
         f.path(), ": tokenizer.ggml.scores must be an array of ", n, " floats");
-    t.scores.assign(s->floats.begin(), s->floats.end());
+    t.scores.reserve(n);
+    for (double x : s->floats) {
+      // f64 scores are narrowed to float: out of float range would be undefined behaviour.
+      SEC_CHECK(std::isfinite(x) && std::fabs(x) <= std::numeric_limits<float>::max(), f.path(),
+                ": tokenizer.ggml.scores has a non-finite or out-of-range score ", x, " (token ", t.scores.size(), ")");
+      t.scores.push_back(float(x));
+    }
   }
   if (const GgufValue* ty = f.find("tokenizer.ggml.token_type")) {
     SEC_CHECK(ty->is_array() && is_int_type(ty->elem_type) && ty->ints.size() == n, f.path(),

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace sec {
 
@@ -35,6 +36,12 @@ static bool parse_st_dtype(const std::string& s, DType* out) {
   return true;
 }
 
+// Hard limits, far above any real checkpoint, so a corrupt header fails with a clear message instead
+// of asking for absurd amounts of memory. (The safetensors library itself caps headers at 100 MB.)
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+constexpr size_t kMaxTensors = 1'000'000;
+constexpr uint64_t kMaxDim = (uint64_t(1) << 31) - 1;
+
 SafetensorsFile::SafetensorsFile(const std::string& path, MappedFile::Mode mode) : file_(path, mode) {
   const uint64_t size = file_.size();
   SEC_CHECK(size >= 8, path, ": not a safetensors file: ", size, " bytes is too short for the 8-byte header length");
@@ -42,14 +49,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path, MappedFile::Mode mode)
   std::memcpy(&n, file_.data(), 8);  // little-endian host assumed (x86-64, aarch64)
   SEC_CHECK(n <= size - 8, path, ": safetensors header length ", n, " goes beyond the end of the file (", size,
             " bytes); the file is truncated or not a safetensors file");
-  json header;
-  try {
-    header = json::parse(reinterpret_cast<const char*>(file_.data()) + 8,
-                         reinterpret_cast<const char*>(file_.data()) + 8 + n);
-  } catch (const json::exception& e) {
-    fail(path, ": safetensors header is not valid JSON: ", e.what());
-  }
+  SEC_CHECK(n <= kMaxHeaderBytes, path, ": safetensors header length ", n, " exceeds the limit of ", kMaxHeaderBytes,
+            " bytes; not a safetensors file");
+  const json header = parse_json(std::string_view(reinterpret_cast<const char*>(file_.data()) + 8, size_t(n)), path,
+                                 "safetensors header is not valid JSON");
   SEC_CHECK(header.is_object(), path, ": safetensors header is not a JSON object");
+  SEC_CHECK(header.size() <= kMaxTensors, path, ": safetensors header lists ", header.size(),
+            " entries, more than the limit of ", kMaxTensors, " tensors");
   const uint64_t data_start = 8 + n, data_size = size - data_start;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
@@ -71,23 +77,34 @@ SafetensorsFile::SafetensorsFile(const std::string& path, MappedFile::Mode mode)
     SEC_CHECK(parse_st_dtype(dt, &t.dtype), path, ": tensor '", name, "' has unsupported dtype ", dt,
               " (supported: F32, F16, BF16)");
     SEC_CHECK(v["shape"].is_array(), path, ": tensor '", name, "': shape is not an array");
-    uint64_t numel = 1;
-    for (const auto& d : v["shape"]) {
-      SEC_CHECK(d.is_number_unsigned(), path, ": tensor '", name, "': shape has a non-integer or negative entry");
-      uint64_t x = d.get<uint64_t>();
-      SEC_CHECK(x == 0 || numel <= (uint64_t(1) << 62) / x, path, ": tensor '", name, "': absurd shape");
-      numel *= x;
-      t.shape.push_back(int64_t(x));
-    }
+    SEC_CHECK(v["shape"].size() <= 8, path, ": tensor '", name, "': shape has ", v["shape"].size(),
+              " dimensions (at most 8 supported)");
     const json& off = v["data_offsets"];
     SEC_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(), path,
               ": tensor '", name, "': data_offsets must be two non-negative integers");
-    uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     SEC_CHECK(b <= e && e <= data_size, path, ": tensor '", name, "': data_offsets [", b, ", ", e,
               "] lie outside the data section (", data_size, " bytes); the file is truncated or corrupt");
-    t.nbytes = numel * dtype_size(t.dtype);
-    SEC_CHECK(e - b == t.nbytes, path, ": tensor '", name, "': shape ", shape_str(t.shape), " x ", dtype_name(t.dtype),
-              " needs ", t.nbytes, " bytes but data_offsets span ", e - b);
+    // numel x dtype size must equal the span, computed without wrapping (a wrapped product of
+    // 0 would let [2^62] F32 pass with an empty span).
+    uint64_t numel = 1, nbytes = 0;
+    bool zero = false, overflow = false;
+    for (const auto& d : v["shape"]) {
+      SEC_CHECK(d.is_number_unsigned(), path, ": tensor '", name, "': shape has a non-integer or negative entry");
+      const uint64_t x = d.get<uint64_t>();
+      SEC_CHECK(x <= kMaxDim, path, ": tensor '", name, "': absurd shape (dimension ", x, " exceeds 2^31 - 1)");
+      t.shape.push_back(int64_t(x));
+      if (x == 0)
+        zero = true;
+      else
+        overflow |= __builtin_mul_overflow(numel, x, &numel);
+    }
+    if (zero) numel = 0, overflow = false;
+    overflow |= __builtin_mul_overflow(numel, uint64_t(dtype_size(t.dtype)), &nbytes);
+    SEC_CHECK(!overflow && nbytes == e - b, path, ": tensor '", name, "': shape ", shape_str(t.shape), " x ",
+              dtype_name(t.dtype), " needs ", overflow ? std::string("more than 2^64") : cat(nbytes),
+              " bytes but data_offsets span ", e - b);
+    t.nbytes = nbytes;
     t.offset = data_start + b;
     index_[name] = tensors_.size();
     tensors_.push_back(std::move(t));
@@ -145,12 +162,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path, MappedFile
     for (const auto& t : shards_[0]->tensors()) entries_[t.name] = Entry{shards_[0].get(), &t};
     return;
   }
-  json idx;
-  try {
-    idx = json::parse(read_text_file(index_path));
-  } catch (const json::exception& e) {
-    fail(index_path, ": not valid JSON: ", e.what());
-  }
+  const json idx = parse_json(read_text_file(index_path), index_path);
   SEC_CHECK(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(), index_path,
             ": no \"weight_map\" object");
   const std::string dir = fs::path(index_path).parent_path().string();

@@ -11,6 +11,7 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <queue>
 
@@ -177,7 +178,9 @@ struct Tokenizer::Segment {
 Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   const size_t n = data_.tokens.size();
   SEC_CHECK(n > 0, "tokenizer has an empty vocabulary");
-  SEC_CHECK(n < (size_t(1) << 31), "tokenizer vocabulary is too large (", n, " tokens)");
+  SEC_CHECK(n <= kMaxVocab, "tokenizer vocabulary of ", n, " tokens exceeds the limit of ", kMaxVocab);
+  SEC_CHECK(data_.merges.size() <= kMaxMerges, "tokenizer has ", data_.merges.size(),
+            " merges, more than the limit of ", kMaxMerges);
   auto check_id = [&](int id, const char* what) {
     SEC_CHECK(id >= -1 && id < int(n), "tokenizer ", what, " id ", id, " is outside the vocabulary of ", n, " tokens");
   };
@@ -197,6 +200,10 @@ Tokenizer::Tokenizer(TokenizerData data) : data_(std::move(data)) {
   SEC_CHECK(data_.types.size() == n, "tokenizer has ", data_.types.size(), " token types for ", n, " tokens");
   SEC_CHECK(data_.scores.empty() || data_.scores.size() == n, "tokenizer has ", data_.scores.size(), " scores for ", n,
             " tokens");
+  // Merge priorities are compared; a NaN would break the ordering the merge queue relies on.
+  for (size_t i = 0; i < data_.scores.size(); i++)
+    SEC_CHECK(std::isfinite(data_.scores[i]), "tokenizer score of token ", i, " ('", data_.tokens[i], "') is ",
+              data_.scores[i], "; scores must be finite");
 
   piece_to_id_.reserve(n);
   for (size_t i = 0; i < n; i++) piece_to_id_.emplace(data_.tokens[i], int(i));  // first id wins

@@ -38,9 +38,14 @@ struct TokenizerData {
 std::string pre_tokenizer_pattern(std::string_view name);
 std::string pre_tokenizer_name(std::string_view pattern);
 
+// Hard limits on what any tokenizer reader accepts (the largest real vocabularies are ~260k tokens).
+constexpr size_t kMaxVocab = 10'000'000;
+constexpr size_t kMaxMerges = 10'000'000;
+
 class Tokenizer {
  public:
-  explicit Tokenizer(TokenizerData data);  // validates (throws Error) and builds lookups
+  // Validates (throws Error, without a file name: readers and loaders prefix theirs) and builds lookups.
+  explicit Tokenizer(TokenizerData data);
   const TokenizerData& data() const { return data_; }
   int vocab_size() const { return int(data_.tokens.size()); }
   int bos_id() const { return data_.bos_id; }

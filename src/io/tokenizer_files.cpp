@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "io/json.h"
 
 namespace sec {
 
@@ -78,6 +79,7 @@ TokenizerData read_llama2c_tokenizer(const std::string& path) {
   size_t off = 4;
   while (off < size) {
     size_t index = d.tokens.size();
+    SEC_CHECK(index < kMaxVocab, path, ": llama2.c tokenizer has more than ", kMaxVocab, " tokens (the limit)");
     SEC_CHECK(size - off >= 8, path, ": truncated llama2.c tokenizer (token ", index, " header cut off at byte ", off,
               ")");
     float score;
@@ -127,12 +129,29 @@ TokenizerData read_llama2c_tokenizer(const std::string& path) {
 // BOS/EOS come from the template and, if present, from tokenizer_config.json next to the file.
 namespace {
 
-// Walks a normalizer / pre_tokenizer tree, calling fn on each leaf object.
+// A string / bool member of a JSON object: `def` when j is not an object or the member is absent or
+// null; a member of another type is an Error naming the file. (json::value() would throw a
+// json::type_error, which is not a sec::Error and would reach main as an "internal error".)
+std::string str_member(const json& j, const char* key, const std::string& def, const std::string& path) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  SEC_CHECK(j[key].is_string(), path, ": \"", key, "\" should be a string, not ", j[key].type_name());
+  return j[key].get<std::string>();
+}
+bool bool_member(const json& j, const char* key, bool def, const std::string& path) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return def;
+  SEC_CHECK(j[key].is_boolean(), path, ": \"", key, "\" should be true or false, not ", j[key].type_name());
+  return j[key].get<bool>();
+}
+// A member that may be absent (null json then); a copy, as json::value() made.
+json member(const json& j, const char* key) { return j.is_object() && j.contains(key) ? j[key] : json(); }
+
+// Walks a normalizer / pre_tokenizer tree, calling fn on each leaf object (depth is bounded by
+// parse_json's nesting limit).
 template <class Fn>
-void for_each_step(const json& j, const char* list_key, Fn fn) {
+void for_each_step(const json& j, const char* list_key, const std::string& path, Fn fn) {
   if (!j.is_object()) return;
-  if (j.value("type", "") == "Sequence" && j.contains(list_key)) {
-    for (const auto& c : j[list_key]) for_each_step(c, list_key, fn);
+  if (str_member(j, "type", "", path) == "Sequence" && j.contains(list_key)) {
+    for (const auto& c : j[list_key]) for_each_step(c, list_key, path, fn);
   } else {
     fn(j);
   }
@@ -141,6 +160,8 @@ void for_each_step(const json& j, const char* list_key, Fn fn) {
 std::vector<std::string> read_merges(const json& merges, const std::string& path) {
   std::vector<std::string> out;
   SEC_CHECK(merges.is_array(), path, ": model.merges is not a list");
+  SEC_CHECK(merges.size() <= kMaxMerges, path, ": model.merges has ", merges.size(),
+            " entries, more than the limit of ", kMaxMerges);
   out.reserve(merges.size());
   for (const auto& m : merges) {
     if (m.is_string())
@@ -155,17 +176,22 @@ std::vector<std::string> read_merges(const json& merges, const std::string& path
 
 }  // namespace
 
+static TokenizerData read_tokenizer_json_object(const json& j, const std::string& path);
+
 TokenizerData read_tokenizer_json(const std::string& path) {
-  json j;
+  const json j = parse_json(read_text_file(path), path);
   try {
-    j = json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
+    return read_tokenizer_json_object(j, path);
+  } catch (const json::exception& e) {  // a safety net: the reader checks types before using them
+    fail(path, ": unexpected tokenizer.json structure: ", e.what());
   }
+}
+
+static TokenizerData read_tokenizer_json_object(const json& j, const std::string& path) {
   SEC_CHECK(j.is_object() && j.contains("model") && j["model"].is_object(), path,
             ": not a tokenizer.json (no \"model\" object)");
   const json& model = j["model"];
-  std::string type = model.value("type", "");
+  std::string type = str_member(model, "type", "", path);
   SEC_CHECK(type == "BPE", path, ": unsupported tokenizer model type '", type, "' (only BPE is supported)");
   SEC_CHECK(model.contains("vocab") && model["vocab"].is_object(), path, ": model.vocab is missing");
 
@@ -179,10 +205,11 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   std::vector<std::pair<int64_t, bool>> added;  // id, special
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      SEC_CHECK(a.contains("id") && a["id"].is_number_integer() && a.contains("content") && a["content"].is_string(),
+      SEC_CHECK(a.is_object() && a.contains("id") && a["id"].is_number_integer() && a.contains("content") &&
+                    a["content"].is_string(),
                 path, ": added_tokens entry without an integer id and a content string");
       entries.emplace_back(a["id"].get<int64_t>(), a["content"].get<std::string>());
-      added.emplace_back(a["id"].get<int64_t>(), a.value("special", false));
+      added.emplace_back(a["id"].get<int64_t>(), bool_member(a, "special", false, path));
     }
   }
   int64_t max_id = -1;
@@ -191,6 +218,19 @@ TokenizerData read_tokenizer_json(const std::string& path) {
     max_id = std::max(max_id, e.first);
   }
   SEC_CHECK(max_id >= 0, path, ": empty vocabulary");
+  // Ids are dense (0..n-1), so n <= the number of entries: check that before allocating n slots (one
+  // entry with id 2000000000 must not allocate two billion strings).
+  if (uint64_t(max_id) >= entries.size()) {
+    std::vector<int64_t> ids;
+    for (const auto& e : entries) ids.push_back(e.first);
+    std::sort(ids.begin(), ids.end());
+    int64_t missing = 0;
+    for (int64_t id : ids)
+      if (id == missing) missing++;
+    fail(path, ": the vocabulary has no token with id ", missing, " (ids must be 0..n-1; the largest is ", max_id, ")");
+  }
+  SEC_CHECK(uint64_t(max_id) < kMaxVocab, path, ": vocabulary of ", max_id + 1, " tokens exceeds the limit of ",
+            kMaxVocab);
   d.tokens.assign(size_t(max_id + 1), std::string());
   std::vector<bool> seen(size_t(max_id + 1), false);
   for (const auto& e : entries) {
@@ -206,31 +246,32 @@ TokenizerData read_tokenizer_json(const std::string& path) {
   for (const auto& [id, special] : added) d.types[size_t(id)] = special ? TokenType::Control : TokenType::UserDefined;
   if (model.contains("merges")) d.merges = read_merges(model["merges"], path);
 
-  const bool byte_fallback = model.value("byte_fallback", false);
+  const bool byte_fallback = bool_member(model, "byte_fallback", false, path);
   bool byte_level = false, prepend_space = false, replace_space = false, metaspace = false;
   std::string split_pattern;
-  for_each_step(j.value("normalizer", json()), "normalizers", [&](const json& s) {
-    std::string t = s.value("type", "");
-    if (t == "Prepend" && s.value("prepend", "") == kSpaceMark)
+  for_each_step(member(j, "normalizer"), "normalizers", path, [&](const json& s) {
+    std::string t = str_member(s, "type", "", path);
+    if (t == "Prepend" && str_member(s, "prepend", "", path) == kSpaceMark)
       prepend_space = true;
-    else if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " &&
-             s.value("content", "") == kSpaceMark)
+    else if (t == "Replace" && str_member(member(s, "pattern"), "String", "", path) == " " &&
+             str_member(s, "content", "", path) == kSpaceMark)
       replace_space = true;
     else if (t == "NFC" || t == "NFKC" || t == "Lowercase" || t == "StripAccents" || t == "Strip")
       fail(path, ": unsupported normalizer '", t, "'");
   });
-  for_each_step(j.value("pre_tokenizer", json()), "pretokenizers", [&](const json& s) {
-    std::string t = s.value("type", "");
+  for_each_step(member(j, "pre_tokenizer"), "pretokenizers", path, [&](const json& s) {
+    std::string t = str_member(s, "type", "", path);
     if (t == "ByteLevel") {
       byte_level = true;
-      SEC_CHECK(!s.value("add_prefix_space", false), path,
+      SEC_CHECK(!bool_member(s, "add_prefix_space", false, path), path,
                 ": unsupported ByteLevel pre_tokenizer with add_prefix_space");
-      if (s.value("use_regex", true)) split_pattern = pre_tokenizer_pattern("gpt2");
-    } else if (t == "Split" && s.contains("pattern") && s["pattern"].contains("Regex")) {
-      split_pattern = s["pattern"]["Regex"].get<std::string>();
+      if (bool_member(s, "use_regex", true, path)) split_pattern = pre_tokenizer_pattern("gpt2");
+    } else if (t == "Split" && member(s, "pattern").contains("Regex")) {
+      split_pattern = str_member(s["pattern"], "Regex", "", path);
     } else if (t == "Metaspace") {
       metaspace = true;
-      prepend_space = s.value("prepend_scheme", "always") != "never" && s.value("add_prefix_space", true);
+      prepend_space =
+          str_member(s, "prepend_scheme", "always", path) != "never" && bool_member(s, "add_prefix_space", true, path);
     } else if (!t.empty()) {
       fail(path, ": unsupported pre_tokenizer '", t, "'");
     }
@@ -257,10 +298,10 @@ TokenizerData read_tokenizer_json(const std::string& path) {
 
   // BOS/EOS from the post-processor template.
   d.add_bos = d.add_eos = false;
-  const json& post = j.value("post_processor", json());
+  const json post = member(j, "post_processor");
   std::vector<json> templates;
-  for_each_step(post, "processors", [&](const json& s) {
-    if (s.value("type", "") == "TemplateProcessing" && s.contains("single")) templates.push_back(s);
+  for_each_step(post, "processors", path, [&](const json& s) {
+    if (str_member(s, "type", "", path) == "TemplateProcessing" && s.contains("single")) templates.push_back(s);
   });
   for (const json& s : templates) {
     bool after_a = false;
@@ -268,7 +309,7 @@ TokenizerData read_tokenizer_json(const std::string& path) {
       if (item.contains("Sequence")) {
         after_a = true;
       } else if (item.contains("SpecialToken")) {
-        int id = find_token(d, item["SpecialToken"].value("id", ""));
+        int id = find_token(d, str_member(item["SpecialToken"], "id", "", path));
         SEC_CHECK(id >= 0, path, ": post_processor uses a special token that is not in the vocabulary");
         if (after_a)
           d.eos_id = id, d.add_eos = true;
@@ -287,8 +328,8 @@ TokenizerData read_tokenizer_json(const std::string& path) {
       if (d.eos_id < 0) d.eos_id = find_token(d, n);
   std::string config_path = (std::filesystem::path(path).parent_path() / "tokenizer_config.json").string();
   if (file_exists(config_path)) {
+    const json c = parse_json(read_text_file(config_path), config_path);
     try {
-      json c = json::parse(read_text_file(config_path));
       if (c.contains("bos_token"))
         if (int id = find_token(d, token_content(c["bos_token"])); id >= 0) d.bos_id = id;
       if (c.contains("eos_token"))
@@ -298,7 +339,7 @@ TokenizerData read_tokenizer_json(const std::string& path) {
       if (c.contains("add_bos_token") && c["add_bos_token"].is_boolean()) d.add_bos = c["add_bos_token"].get<bool>();
       if (c.contains("add_eos_token") && c["add_eos_token"].is_boolean()) d.add_eos = c["add_eos_token"].get<bool>();
     } catch (const json::exception& e) {
-      fail(config_path, ": not valid JSON (", e.what(), ")");
+      fail(config_path, ": unexpected tokenizer_config.json structure: ", e.what());
     }
   }
   for (int id : {d.bos_id, d.eos_id})
@@ -399,6 +440,11 @@ void write_tokenizer_json(const TokenizerData& in, const std::string& path) {
   // Normalise through Tokenizer: validates, fills types and (for merges-only data) scores.
   const TokenizerData d = Tokenizer(in).data();
   const bool spm = d.kind == TokenizerKind::SentencePiece;
+  // JSON strings are UTF-8 (GGUF and tokenizer.bin pieces need not be); dump() would throw a
+  // json::type_error, which is not a sec::Error.
+  for (size_t i = 0; i < d.tokens.size(); i++)
+    SEC_CHECK(valid_utf8(d.tokens[i]), path, ": cannot write tokenizer.json: token ", i,
+              " is not valid UTF-8, which JSON requires");
 
   ordered_json j;
   j["version"] = "1.0";
@@ -545,7 +591,7 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
   TokenizerData d;
   d.kind = TokenizerKind::SentencePiece;
   d.unk_id = 0, d.bos_id = 1, d.eos_id = 2, d.pad_id = -1;
-  int model_type = 1;
+  int64_t model_type = 1;
   bool remove_extra_whitespaces = true;
   std::string normalizer = "nmt_nfkc";
   while (!r.done()) {
@@ -555,7 +601,7 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
       ProtoReader pr = r.sub();
       std::string piece;
       float score = 0;
-      int type = 1;
+      uint64_t type = 1;
       while (!pr.done()) {
         int w;
         uint32_t fld = pr.key(&w);
@@ -565,14 +611,16 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
           uint32_t bits = pr.fixed32();
           std::memcpy(&score, &bits, 4);
         } else if (fld == 3 && w == 0)
-          type = int(pr.varint());
+          type = pr.varint();
         else
           pr.skip(w);
       }
       SEC_CHECK(type >= 1 && type <= 6, path, ": piece ", d.tokens.size(), " has unknown type ", type);
+      SEC_CHECK(d.tokens.size() < kMaxVocab, path, ": SentencePiece model has more than ", kMaxVocab,
+                " pieces (the limit)");
       d.tokens.push_back(std::move(piece));
       d.scores.push_back(score);
-      d.types.push_back(TokenType(type));
+      d.types.push_back(TokenType(int(type)));
     } else if (field == 2 && wire == 2) {
       ProtoReader tr = r.sub();
       while (!tr.done()) {
@@ -584,7 +632,7 @@ TokenizerData read_sentencepiece_model(const std::string& path) {
         }
         int64_t v = int64_t(tr.varint());
         if (fld == 3)
-          model_type = int(v);
+          model_type = v;
         else if (fld == 40)
           d.unk_id = int32_t(v);
         else if (fld == 41)

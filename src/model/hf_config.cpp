@@ -2,30 +2,44 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/json.h"
 
 namespace sec {
 
 using json = nlohmann::json;
 
 namespace {
+// An integer in [-1, 2^31): config sizes and token ids (-1: none).
+int int_value(const json& v, const char* key, const std::string& where) {
+  SEC_CHECK(v.is_number_integer(), where, ": config.json \"", key, "\" should be an integer, got ", v.dump());
+  // (get<int64_t> would turn 2^64 - 1 into -1, which is in range.)
+  const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() < (uint64_t(1) << 31)
+                                           : v.get<int64_t>() >= -1 && v.get<int64_t>() < (int64_t(1) << 31);
+  SEC_CHECK(fits, where, ": config.json \"", key, "\" is out of range: ", v.dump());
+  return int(v.get<int64_t>());
+}
 int get_int(const json& j, const char* key, const std::string& where, int def, bool required = false) {
   if (!j.contains(key) || j[key].is_null()) {
     SEC_CHECK(!required, where, ": config.json lacks \"", key, "\"");
     return def;
   }
-  SEC_CHECK(j[key].is_number_integer(), where, ": config.json \"", key, "\" should be an integer, got ", j[key].dump());
-  int64_t v = j[key].get<int64_t>();
-  SEC_CHECK(v >= -1 && v < (int64_t(1) << 31), where, ": config.json \"", key, "\" is out of range: ", v);
-  return int(v);
+  return int_value(j[key], key, where);
 }
-double get_num(const json& j, const char* key, const std::string& where, double def) {
-  if (!j.contains(key) || j[key].is_null()) return def;
+// A number stored as float: it must be finite and within float range (narrowing 1e300 to float is
+// undefined behaviour).
+float get_float(const json& j, const char* key, const std::string& where, double def) {
+  if (!j.contains(key) || j[key].is_null()) return float(def);
   SEC_CHECK(j[key].is_number(), where, ": config.json \"", key, "\" should be a number, got ", j[key].dump());
-  return j[key].get<double>();
+  const double v = j[key].get<double>();
+  SEC_CHECK(std::isfinite(v) && std::fabs(v) <= std::numeric_limits<float>::max(), where, ": config.json \"", key,
+            "\" = ", v, " is out of range");
+  return float(v);
 }
 bool get_bool(const json& j, const char* key, const std::string& where, bool def) {
   if (!j.contains(key) || j[key].is_null()) return def;
@@ -62,12 +76,12 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   int heads = get_int(j, "num_attention_heads", where, 0, true);
   int kv = get_int(j, "num_key_value_heads", where, heads);
   int ffn = get_int(j, "intermediate_size", where, 0, true);
-  SEC_CHECK(layers > 0 && heads > 0 && layers <= 100000, where,
+  SEC_CHECK(layers > 0 && heads > 0 && layers <= kMaxLayers, where,
             ": config.json needs positive num_hidden_layers and num_attention_heads");
   c.head_dim = get_int(j, "head_dim", where, c.dim / heads);
   c.max_seq_len = get_int(j, "max_position_embeddings", where, 2048);
-  c.norm_eps = float(get_num(j, "rms_norm_eps", where, 1e-6));
-  c.rope_theta = float(get_num(j, "rope_theta", where, 10000.0));
+  c.norm_eps = get_float(j, "rms_norm_eps", where, 1e-6);
+  c.rope_theta = get_float(j, "rope_theta", where, 10000.0);
   c.tied_embeddings = get_bool(j, "tie_word_embeddings", where, false);
   c.attn_bias = get_bool(j, "attention_bias", where, base == "qwen2");
   SEC_CHECK(!get_bool(j, "mlp_bias", where, false), where, ": mlp_bias is not supported");
@@ -75,7 +89,7 @@ Config config_from_hf_json(const json& j, const std::string& where) {
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array()) {
     SEC_CHECK(!j["eos_token_id"].empty() && j["eos_token_id"][0].is_number_integer(), where,
               ": config.json \"eos_token_id\" list is empty or not integers");
-    c.eos_token_id = j["eos_token_id"][0].get<int>();
+    c.eos_token_id = int_value(j["eos_token_id"][0], "eos_token_id", where);
   } else {
     c.eos_token_id = get_int(j, "eos_token_id", where, 2);
   }
@@ -89,9 +103,9 @@ Config config_from_hf_json(const json& j, const std::string& where) {
       SEC_CHECK(t == "linear" || t == "llama3", where, ": unsupported rope_scaling type '", t,
                 "' (supported: linear, llama3)");
       c.rope_scaling.type = t;
-      c.rope_scaling.factor = float(get_num(rs, "factor", where, 1.0));
-      c.rope_scaling.low_freq_factor = float(get_num(rs, "low_freq_factor", where, 1.0));
-      c.rope_scaling.high_freq_factor = float(get_num(rs, "high_freq_factor", where, 4.0));
+      c.rope_scaling.factor = get_float(rs, "factor", where, 1.0);
+      c.rope_scaling.low_freq_factor = get_float(rs, "low_freq_factor", where, 1.0);
+      c.rope_scaling.high_freq_factor = get_float(rs, "high_freq_factor", where, 4.0);
       c.rope_scaling.original_max_position = get_int(rs, "original_max_position_embeddings", where, 8192);
     }
   }
@@ -136,23 +150,39 @@ Config config_from_hf_json(const json& j, const std::string& where) {
     for (auto it = p.begin(); it != p.end(); ++it)
       c.provenance[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
   }
+  check_config_from_file(c, where);
+  return c;
+}
+
+void check_config_from_file(const Config& c, const std::string& where) {
   try {
     c.validate();
   } catch (const Error& e) {
     fail(where, ": ", e.what());
   }
-  return c;
+  SEC_CHECK(c.n_layers() <= kMaxLayers, where, ": ", c.n_layers(), " blocks exceed the limit of ", kMaxLayers);
+  SEC_CHECK(c.max_seq_len >= 1, where, ": the maximum sequence length must be positive (got ", c.max_seq_len, ")");
+  // q/kv widths are ints (Config::q_dim): heads x head_dim must not overflow.
+  for (int l = 0; l < c.n_layers(); l++) {
+    const BlockDims& b = c.blocks[size_t(l)];
+    SEC_CHECK(
+        int64_t(b.n_heads) * c.head_dim < (int64_t(1) << 31) && int64_t(b.n_kv_heads) * c.head_dim < (int64_t(1) << 31),
+        where, ": block ", l, ": ", b.n_heads, " heads x head_dim ", c.head_dim, " exceeds 2^31 - 1");
+  }
+  const RopeScaling& rs = c.rope_scaling;
+  if (!rs.type.empty()) {
+    SEC_CHECK(rs.factor > 0, where, ": rope_scaling factor must be positive (got ", rs.factor, ")");
+    if (rs.type == "llama3")
+      SEC_CHECK(rs.low_freq_factor > 0 && rs.high_freq_factor > rs.low_freq_factor && rs.original_max_position >= 1,
+                where, ": llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor and a positive ",
+                "original_max_position_embeddings (got ", rs.low_freq_factor, ", ", rs.high_freq_factor, ", ",
+                rs.original_max_position, ")");
+  }
 }
 
 Config read_hf_config(const std::string& path) {
   std::string p = is_directory(path) ? path + "/config.json" : path;
-  json j;
-  try {
-    j = json::parse(read_text_file(p));
-  } catch (const json::exception& e) {
-    fail(p, ": not valid JSON: ", e.what());
-  }
-  return config_from_hf_json(j, p);
+  return config_from_hf_json(parse_json(read_text_file(p), p), p);
 }
 
 nlohmann::ordered_json config_to_hf_json(const Config& c) {

@@ -25,6 +25,11 @@ inline constexpr const char* kSlicedModelType = "secateur_slicegpt";
 
 // `where` names the file in error messages.
 Config config_from_hf_json(const nlohmann::json& j, const std::string& where);
+// What every model reader checks on the Config it built from a file, beyond Config::validate():
+// at most kMaxLayers blocks, max_seq_len >= 1, heads x head_dim within an int, positive RoPE
+// scaling parameters. Throws Error prefixed with `where`.
+constexpr int kMaxLayers = 100000;
+void check_config_from_file(const Config& c, const std::string& where);
 Config read_hf_config(const std::string& path);  // path of config.json (or the directory)
 nlohmann::ordered_json config_to_hf_json(const Config& c);
 void write_hf_config(const Config& c, const std::string& path);  // atomic

@@ -6,10 +6,13 @@
 #include "model/model_io.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -17,6 +20,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "io/gguf.h"
+#include "io/json.h"
 #include "io/llama2c.h"
 #include "io/safetensors.h"
 #include "io/tokenizer_files.h"
@@ -107,10 +111,19 @@ static TokenizerData read_tokenizer_data(const std::string& path) {
   return read_llama2c_tokenizer(path);
 }
 
-Tokenizer load_tokenizer(const std::string& path) { return Tokenizer(read_tokenizer_data(path)); }
+// Tokenizer's own checks (ids, merges, scores) do not know the file: name it here.
+static Tokenizer build_tokenizer(TokenizerData d, const std::string& where) {
+  try {
+    return Tokenizer(std::move(d));
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
+}
+
+Tokenizer load_tokenizer(const std::string& path) { return build_tokenizer(read_tokenizer_data(path), path); }
 
 static std::shared_ptr<const Tokenizer> make_tokenizer(TokenizerData d, const Config& c, const std::string& where) {
-  auto t = std::make_shared<const Tokenizer>(std::move(d));
+  auto t = std::make_shared<const Tokenizer>(build_tokenizer(std::move(d), where));
   SEC_CHECK(t->vocab_size() <= c.vocab_size, where, ": the tokenizer has ", t->vocab_size(),
             " tokens but the model's vocabulary has only ", c.vocab_size, " rows");
   return t;
@@ -302,6 +315,25 @@ static int checked_int(const GgufFile& g, const std::string& key, int64_t v, int
   return int(v);
 }
 
+// A float parameter: finite and within float range (narrowing an f64 1e300 is undefined behaviour).
+static float checked_float(const GgufFile& g, const std::string& key, double def) {
+  const double v = g.get_float(key, def);
+  SEC_CHECK(std::isfinite(v) && std::fabs(v) <= std::numeric_limits<float>::max(), g.path(), ": GGUF metadata ", key,
+            " = ", v, " is out of range");
+  return float(v);
+}
+
+// A number secateur wrote as a string key (secateur.rope_scaling.*): the whole string must parse.
+static double provenance_number(const std::string& path, const std::string& key, const std::string& text) {
+  const char* b = text.c_str();
+  char* e = nullptr;
+  errno = 0;
+  const double v = std::strtod(b, &e);
+  SEC_CHECK(e != b && *e == '\0' && errno == 0 && std::isfinite(v), path, ": GGUF metadata secateur.", key, " = '",
+            text, "' is not a number");
+  return v;
+}
+
 // Factors llama.cpp stores in rope_freqs.weight for llama3 RoPE: unscaled / scaled inverse frequency.
 static std::vector<float> llama3_rope_factors(const Config& c) {
   Config plain = c;
@@ -324,7 +356,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   const std::string a = arch + ".";
   c.dim = checked_int(g, a + "embedding_length", g.get_int(a + "embedding_length"), 1);
   const int L = checked_int(g, a + "block_count", g.get_int(a + "block_count"), 1);
-  SEC_CHECK(L <= 100000, path, ": absurd block_count ", L);
+  SEC_CHECK(L <= kMaxLayers, path, ": absurd block_count ", L, " (the limit is ", kMaxLayers, ")");
   auto heads = per_layer(g, a + "attention.head_count", L, true, 0);
   auto kv = per_layer(g, a + "attention.head_count_kv", L, false, -1);
   auto ffn = per_layer(g, a + "feed_forward_length", L, true, 0);
@@ -406,12 +438,12 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   int64_t hd = g.get_int(a + "attention.key_length", g.get_int(a + "rope.dimension_count", c.dim / max_heads));
   c.head_dim = checked_int(g, a + "attention.key_length", hd, 1);
   c.max_seq_len = checked_int(g, a + "context_length", g.get_int(a + "context_length", 2048), 1);
-  c.rope_theta = float(g.get_float(a + "rope.freq_base", 10000.0));
-  c.norm_eps = float(g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
+  c.rope_theta = checked_float(g, a + "rope.freq_base", 10000.0);
+  c.norm_eps = checked_float(g, a + "attention.layer_norm_rms_epsilon", 1e-5);
   std::string scaling = g.get_string(a + "rope.scaling.type", "");
   if (scaling == "linear") {
     c.rope_scaling.type = "linear";
-    c.rope_scaling.factor = float(g.get_float(a + "rope.scaling.factor", 1.0));
+    c.rope_scaling.factor = checked_float(g, a + "rope.scaling.factor", 1.0);
   } else {
     SEC_CHECK(scaling.empty() || scaling == "none", path, ": unsupported ", a, "rope.scaling.type '", scaling, "'");
   }
@@ -420,8 +452,14 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   c.vocab_size = checked_int(g, a + "vocab_size", g.get_int(a + "vocab_size", embd->shape[0]), 1);
   for (const auto& [k, v] : g.metadata()) {
     if (k.rfind("secateur.", 0) != 0 || v.type != GgufType::String) continue;
+    // Provenance goes to JSON (config.json, reports), whose strings must be UTF-8.
+    if (!valid_utf8(k) || !valid_utf8(v.str)) {
+      log_warn(path, ": ignoring metadata key ", k.size() > 64 ? k.substr(0, 64) + "..." : k, ": not valid UTF-8");
+      continue;
+    }
     c.provenance[k.substr(9)] = v.str;
   }
+  check_config_from_file(c, path);  // the dims are sane before anything is sized by them
   // llama3 RoPE: llama.cpp keeps only the per-frequency factors (rope_freqs.weight). We also write
   // the parameters as provenance keys; without them, assume Llama 3's (low 1, high 4, 8192) and check.
   const GgufTensorInfo* freqs = g.find_tensor("rope_freqs.weight");
@@ -431,17 +469,22 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     Tensor f = g.read_f32(*freqs);
     RopeScaling& rs = c.rope_scaling;
     rs.type = "llama3";
-    auto num = [&](const char* key, double def) {
+    auto num = [&](const char* key, double def, double lo, double hi) {
       auto it = c.provenance.find(key);
-      return it == c.provenance.end() ? def : std::stod(it->second);
+      const double v = it == c.provenance.end() ? def : provenance_number(path, key, it->second);
+      SEC_CHECK(v >= lo && v <= hi, path, ": GGUF metadata secateur.", key, " = ", v, " is out of range");
+      return v;
     };
-    rs.factor = float(num("rope_scaling.factor", *std::max_element(f.f32(), f.f32() + f.numel())));
-    rs.low_freq_factor = float(num("rope_scaling.low_freq_factor", 1.0));
-    rs.high_freq_factor = float(num("rope_scaling.high_freq_factor", 4.0));
-    rs.original_max_position = int(num("rope_scaling.original_max_position", 8192));
+    const double max_factor = f.numel() ? double(*std::max_element(f.f32(), f.f32() + f.numel())) : 1.0;
+    const double fmax = std::numeric_limits<float>::max();
+    rs.factor = float(num("rope_scaling.factor", max_factor, -fmax, fmax));
+    rs.low_freq_factor = float(num("rope_scaling.low_freq_factor", 1.0, -fmax, fmax));
+    rs.high_freq_factor = float(num("rope_scaling.high_freq_factor", 4.0, -fmax, fmax));
+    rs.original_max_position = int(num("rope_scaling.original_max_position", 8192, 1, double(INT32_MAX)));
     for (const char* k : {"rope_scaling.factor", "rope_scaling.low_freq_factor", "rope_scaling.high_freq_factor",
                           "rope_scaling.original_max_position"})
       c.provenance.erase(k);
+    check_config_from_file(c, path);  // the parameters are sane before the factors are computed from them
     auto expect = llama3_rope_factors(c);
     for (size_t i = 0; i < expect.size(); i++)
       SEC_CHECK(std::fabs(expect[i] - f.f32()[i]) <= 1e-3f * std::fabs(expect[i]), path,
@@ -455,13 +498,14 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
                                std::memcmp(g.data(*out), g.data(*embd), out->nbytes) == 0);
   if (out) g.release(*out);  // the pages memcmp read; when not tied, loading reads them again
   // bos/eos live with the tokenizer metadata in GGUF.
-  c.bos_token_id = int(g.get_int("tokenizer.ggml.bos_token_id", c.bos_token_id));
-  c.eos_token_id = int(g.get_int("tokenizer.ggml.eos_token_id", c.eos_token_id));
-  try {
-    c.validate();
-  } catch (const Error& e) {
-    fail(path, ": ", e.what());
-  }
+  // (llama.cpp writes 0xFFFFFFFF for "none": any value outside int range means none.)
+  auto token_id = [&](const char* key, int def) {
+    const int64_t v = g.get_int(key, def);
+    return v >= 0 && v < (int64_t(1) << 31) ? int(v) : -1;
+  };
+  c.bos_token_id = token_id("tokenizer.ggml.bos_token_id", c.bos_token_id);
+  c.eos_token_id = token_id("tokenizer.ggml.eos_token_id", c.eos_token_id);
+  check_config_from_file(c, path);
 
   std::set<std::string> used = placeholder_tensors;
   used.insert("rope_freqs.weight");

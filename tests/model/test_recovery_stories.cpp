@@ -84,14 +84,14 @@ TEST(RecoveryStories, LoraAfterWandaPruneLowersPerplexity) {
   Tensor adapter_logits = model_forward(m, tokens, 2, 128, &lora);
   lora.merge_into(m, false);
   Tensor merged_logits = model_forward(m, tokens, 2, 128);
-  // Relative to the logits' scale (stories260K logits reach ~20; f32 rounding of W + dW vs the
-  // separate adapter path differs by a few ulps): max|merged - adapter| / max|adapter| <= 1e-5.
+  // Relative to the logits' scale (stories260K logits reach ~20): W + dW and the separate adapter
+  // path round differently, which f32_reordering_tolerance bounds.
   float diff = testing::max_abs_diff(adapter_logits.f32(), merged_logits.f32(), size_t(merged_logits.numel()));
   float scale = 0;
   for (int64_t i = 0; i < adapter_logits.numel(); i++) scale = std::max(scale, std::fabs(adapter_logits.f32()[i]));
   std::printf("merged vs adapter logits: max |diff| %.3g, max |logit| %.3g, relative %.3g\n", diff, scale,
               diff / scale);
-  EXPECT_LE(diff, 1e-5f * std::max(1.f, scale));
+  EXPECT_LE(diff, testing::f32_reordering_tolerance(m.config, 128) * scale);
   int64_t zeros = 0, kept = 0;
   for_each_tensor(m.config, m.weights, [&](const TensorRef& a) {
     for_each_tensor(pruned.config, pruned.weights, [&](const TensorRef& b) {

@@ -14,7 +14,8 @@ namespace {
 using testing::random_tokens;
 using testing::tiny_config;
 
-// Returns the max |C++ - PyTorch| over the logits of B sequences of length T.
+// Returns the max |C++ - PyTorch| over the logits of B sequences of length T, relative to the
+// largest |logit| (PyTorch computes in float64: only our float32 side rounds).
 float oracle_max_error(const Model& m, int64_t B, int64_t T, uint64_t seed) {
   testing::TempDir dir;
   testing::write_reference_model(m, dir.path());
@@ -27,7 +28,7 @@ float oracle_max_error(const Model& m, int64_t B, int64_t T, uint64_t seed) {
   Tensor logits = model_forward(m, tokens, B, T);
   EXPECT_EQ(int64_t(ref.size()), logits.numel());
   if (int64_t(ref.size()) != logits.numel()) return 1e9f;
-  return testing::max_abs_diff(logits.f32(), ref.data(), ref.size());
+  return testing::max_abs_diff(logits.f32(), ref.data(), ref.size()) / testing::max_abs(ref.data(), ref.size());
 }
 
 struct OracleCase {
@@ -54,7 +55,7 @@ TEST(ForwardOracle, RandomTinyConfigsMatchPyTorch) {
   for (const auto& c : cases) {
     Model m = init_random_model(c.config, seed, 0.3f, 0.2f);
     float err = oracle_max_error(m, 3, 64, seed + 100);
-    EXPECT_LE(err, 1e-4f) << c.name;
+    EXPECT_LE(err, testing::f32_reordering_tolerance(c.config, 64) / 2) << c.name;
     seed++;
   }
 }
@@ -72,14 +73,18 @@ TEST(ForwardOracle, KvCacheDecodingEqualsFullForward) {
     for (int64_t t = 0; t < P; t++) prefill[b * P + t] = tokens[b * T + t];
   std::vector<float> logits(B * P * V);
   model_forward(m, prefill.data(), B, P, logits.data(), &cache);
+  // The two paths multiply matrices of other shapes (BLAS blocks and sums them differently), so they
+  // agree to float32 reordering error, relative to the logits' magnitude: not to a fixed 1e-5.
+  const double tol =
+      testing::f32_reordering_tolerance(m.config, T) * testing::max_abs(full.f32(), size_t(full.numel()));
   for (int64_t b = 0; b < B; b++)
-    EXPECT_LE(testing::max_abs_diff(logits.data() + b * P * V, full.f32() + b * T * V, P * V), 1e-5f);
+    EXPECT_LE(testing::max_abs_diff(logits.data() + b * P * V, full.f32() + b * T * V, P * V), tol);
   for (int64_t t = P; t < T; t++) {
     std::vector<int32_t> step = {tokens[t], tokens[T + t]};
     std::vector<float> out(B * V);
     model_forward(m, step.data(), B, 1, out.data(), &cache);
     for (int64_t b = 0; b < B; b++)
-      EXPECT_LE(testing::max_abs_diff(out.data() + b * V, full.f32() + (b * T + t) * V, V), 1e-5f) << "t=" << t;
+      EXPECT_LE(testing::max_abs_diff(out.data() + b * V, full.f32() + (b * T + t) * V, V), tol) << "t=" << t;
   }
   EXPECT_EQ(cache.pos, T);
 }

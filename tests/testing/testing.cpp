@@ -3,12 +3,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/random.h"
@@ -188,6 +190,20 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
     if (!(d <= m)) m = d;  // NaN propagates as a failure
   }
   return m;
+}
+
+float max_abs(const float* a, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!(std::fabs(a[i]) <= m)) m = std::fabs(a[i]);
+  return m;
+}
+
+double f32_reordering_tolerance(const Config& c, int64_t seq_len) {
+  int64_t k = std::max<int64_t>(c.dim, seq_len);
+  for (int l = 0; l < c.n_layers(); l++) k = std::max<int64_t>({k, c.blocks[l].ffn_dim, c.q_dim(l)});
+  const double stages = 8.0 * c.n_layers() + 2;
+  return 2 * 4 * std::sqrt(stages * double(k)) * std::numeric_limits<float>::epsilon();
 }
 
 }  // namespace sec::testing

@@ -57,6 +57,23 @@ std::vector<float> read_f32(const std::string& path);
 void write_i32(const std::string& path, const std::vector<int>& v);
 
 float max_abs_diff(const float* a, const float* b, size_t n);
+float max_abs(const float* a, size_t n);
+
+// How far two float32 computations of the same model outputs may drift apart when only the order
+// of their floating-point operations differs: another BLAS kernel or blocking (the CPU,
+// OPENBLAS_CORETYPE), other matrix shapes (batching), KV-cache decoding vs the full forward pass,
+// W x + B (A x) vs (W + B A) x. Relative: multiply by the magnitude of the compared outputs (e.g.
+// max |logit|). Against a float64 reference (PyTorch oracle) only one side rounds: use half.
+//   A length-K reduction in float32 has a relative error of about sqrt(K) * eps (rounding errors
+//   of either sign add like a random walk: Higham, Accuracy and Stability of Numerical Algorithms,
+//   2nd ed., sec. 2.8; Higham & Mary, SIAM J. Sci. Comput. 2019). The forward pass chains `stages`
+//   reductions (per block: RMSNorm, q/k/v, q.k, softmax.v, o, RMSNorm, gate/up, down; then the
+//   final norm and the head; K <= the largest of dim, FFN size, q width and sequence length), whose
+//   independent errors add in quadrature. Two computations each carry such an error, and the
+//   largest of many outputs lies a few standard deviations out: a factor 2 x 4.
+// For tiny_config and 20 tokens this is 4.1e-5; a real bug (a wrong position, a stale cache
+// entry, a mixed-up window) moves outputs by 1e-2 or more.
+double f32_reordering_tolerance(const Config& c, int64_t seq_len);
 
 // A tiny model configuration for random-weight tests: dim 48, vocab 97, 3 blocks with FFN 72.
 Config tiny_config(int heads, int kv_heads, bool tied, bool bias);

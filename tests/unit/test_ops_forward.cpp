@@ -1,7 +1,9 @@
 // Every fast forward kernel against its plain scalar reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/random.h"
@@ -30,6 +32,27 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, floa
   EXPECT_LE(testing::max_abs_diff(a.data(), b.data(), a.size()), tol);
 }
 
+constexpr double kEps = std::numeric_limits<float>::epsilon();
+
+// BLAS (fast) vs the scalar reference of y = x W^T + b. Each output is a length-I dot product,
+// whose float32 rounding in any summation order is about sqrt(I) eps sum_i |x_i w_i| (rounding
+// errors of either sign add like a random walk; Higham, Accuracy and Stability of Numerical
+// Algorithms, sec. 2.8). The two computations differ by at most twice that, and a factor 4
+// covers the largest of many outputs: tolerance 8 sqrt(I + 1) eps (sum_i |x_i w_i| + |b|) per output.
+void expect_close_matmul(const std::vector<float>& fast, const std::vector<float>& ref, const float* x, const float* w,
+                         const float* b, int N, int I, int O) {
+  double worst = 0;  // largest |fast - ref| / tolerance
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < O; o++) {
+      double terms = b ? std::fabs(b[o]) : 0;
+      for (int i = 0; i < I; i++) terms += std::fabs(double(x[size_t(n) * I + i]) * w[size_t(o) * I + i]);
+      const double tol = 8 * std::sqrt(I + 1.0) * kEps * terms;
+      const size_t k = size_t(n) * O + o;
+      worst = std::max(worst, std::fabs(double(fast[k]) - ref[k]) / std::max(tol, 1e-30));
+    }
+  EXPECT_LE(worst, 1.0) << "N " << N << " I " << I << " O " << O;
+}
+
 TEST(OpsForward, MatmulWithAndWithoutBias) {
   for (auto [N, I, O] : {std::tuple{1, 1, 1}, {7, 13, 5}, {64, 96, 130}}) {
     auto x = randn(N * I, 1), w = randn(O * I, 2), b = randn(O, 3);
@@ -37,7 +60,7 @@ TEST(OpsForward, MatmulWithAndWithoutBias) {
       std::vector<float> fast(N * O), ref(N * O);
       matmul_forward(fast.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, I, O);
       matmul_forward_ref(ref.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, I, O);
-      expect_close(fast, ref, 1e-4f);
+      expect_close_matmul(fast, ref, x.data(), w.data(), bias ? b.data() : nullptr, N, I, O);
     }
   }
 }
@@ -79,6 +102,60 @@ struct AttnCase {
   int B, T, S_cap, pos0, Hq, Hkv, hd;
 };
 
+// BLAS attention vs the scalar reference, per query row: a score q.k / sqrt(hd) rounds by about
+// sqrt(hd) eps A, A = the row's largest sum_d |q_d k_d| / sqrt(hd); softmax turns a score error
+// e into a relative probability error <= 2e; the output sum_s p_s v_s adds sqrt(S) eps max|v|.
+// So |d out| <= eps max|v| (2 sqrt(hd) A + sqrt(S)) and |d p| <= 2 sqrt(hd) eps A (p <= 1), each
+// times 2 x 4 (two computations, the largest of many), as in expect_close_matmul.
+struct AttnTolerance {
+  std::vector<double> out, prob;  // per (b, t, h) row
+};
+AttnTolerance attention_tolerance(const AttnCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                  const std::vector<float>& v) {
+  AttnTolerance tol;
+  double max_v = 0;
+  for (float x : v) max_v = std::max(max_v, double(std::fabs(x)));
+  const int group = c.Hq / c.Hkv;
+  for (int b = 0; b < c.B; b++)
+    for (int t = 0; t < c.T; t++)
+      for (int h = 0; h < c.Hq; h++) {
+        const int kvh = h / group, keys = c.pos0 + t + 1;
+        double A = 0;
+        for (int s = 0; s < keys; s++) {
+          double sum = 0;
+          for (int d = 0; d < c.hd; d++)
+            sum += std::fabs(double(q[((size_t(b) * c.T + t) * c.Hq + h) * c.hd + d]) *
+                             k[((size_t(b) * c.S_cap + s) * c.Hkv + kvh) * c.hd + d]);
+          A = std::max(A, sum / std::sqrt(double(c.hd)));
+        }
+        const double score = std::sqrt(double(c.hd)) * kEps * A;
+        tol.out.push_back(8 * (2 * score + std::sqrt(double(keys)) * kEps) * max_v);
+        tol.prob.push_back(8 * 2 * score);
+      }
+  return tol;
+}
+
+// out is (B, T, Hq, hd); att is (B, Hq, T, S).
+void expect_close_attention(const AttnCase& c, const AttnTolerance& tol, const std::vector<float>& fast,
+                            const std::vector<float>& ref, const std::vector<float>* att_fast,
+                            const std::vector<float>* att_ref) {
+  const int S = c.pos0 + c.T;
+  double worst = 0;
+  for (int b = 0; b < c.B; b++)
+    for (int t = 0; t < c.T; t++)
+      for (int h = 0; h < c.Hq; h++) {
+        const size_t row = (size_t(b) * c.T + t) * c.Hq + h;
+        for (int d = 0; d < c.hd; d++)
+          worst = std::max(worst, std::fabs(double(fast[row * c.hd + d]) - ref[row * c.hd + d]) / tol.out[row]);
+        if (!att_fast) continue;
+        for (int s = 0; s < S; s++) {
+          const size_t i = ((size_t(b) * c.Hq + h) * c.T + t) * S + s;
+          worst = std::max(worst, std::fabs(double((*att_fast)[i]) - (*att_ref)[i]) / tol.prob[row]);
+        }
+      }
+  EXPECT_LE(worst, 1.0) << "B " << c.B << " T " << c.T << " Hq " << c.Hq << " hd " << c.hd;
+}
+
 TEST(OpsForward, AttentionCausalGqa) {
   for (AttnCase c : {AttnCase{1, 1, 1, 0, 1, 1, 4}, AttnCase{2, 7, 7, 0, 4, 2, 8}, AttnCase{2, 200, 200, 0, 4, 1, 16},
                      AttnCase{1, 3, 40, 11, 6, 3, 8}, AttnCase{3, 1, 9, 8, 2, 2, 8}}) {
@@ -92,13 +169,13 @@ TEST(OpsForward, AttentionCausalGqa) {
                       c.Hkv, c.hd);
     attention_forward_ref(ref.data(), att_ref.data(), q.data(), k.data(), v.data(), c.B, c.T, c.S_cap, c.pos0, c.Hq,
                           c.Hkv, c.hd);
-    expect_close(fast, ref, 1e-5f);
-    expect_close(att_fast, att_ref, 1e-6f);
+    const AttnTolerance tol = attention_tolerance(c, q, k, v);
+    expect_close_attention(c, tol, fast, ref, &att_fast, &att_ref);
     // Same output without keeping the probabilities.
     std::vector<float> fast2(q.size());
     attention_forward(fast2.data(), nullptr, q.data(), k.data(), v.data(), c.B, c.T, c.S_cap, c.pos0, c.Hq, c.Hkv,
                       c.hd);
-    expect_close(fast2, ref, 1e-5f);
+    expect_close_attention(c, tol, fast2, ref, nullptr, nullptr);
     // Causality: probabilities of future positions are exactly zero, rows sum to one.
     for (int t = 0; t < c.T; t++) {
       double sum = 0;
@@ -165,10 +242,10 @@ TEST(OpsForward, LargeInputsTakeTheThreadedPaths) {
   rope_forward_ref(rr.data(), inv.data(), 2, 150, 20, 8, 3);
   expect_close(fr, rr, 1e-5f);
   std::vector<float> mf(N * C), mr(N * C);
-  matmul_forward(mf.data(), x.data(), randn(C * C, 24).data(), b.data(), N, C, C);
   auto wm = randn(C * C, 24);
+  matmul_forward(mf.data(), x.data(), wm.data(), b.data(), N, C, C);
   matmul_forward_ref(mr.data(), x.data(), wm.data(), b.data(), N, C, C);
-  expect_close(mf, mr, 1e-3f);
+  expect_close_matmul(mf, mr, x.data(), wm.data(), b.data(), N, C, C);
   auto logits = randn(N * V, 25, 4.f);
   std::vector<float> lf(N * V), lr(N * V);
   log_softmax_forward(lf.data(), logits.data(), N, V);

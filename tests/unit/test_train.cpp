@@ -116,7 +116,14 @@ TEST(Train, FourMicroBatchesEqualOneBatchOfFour) {
   TrainResult ra = train(a, nullptr, data, {}, o);
   o.micro_batch = 4;
   TrainResult rb = train(b, nullptr, data, {}, o);
-  for (size_t i = 0; i < ra.losses.size(); i++) EXPECT_NEAR(ra.losses[i], rb.losses[i], 1e-5);
+  // Micro-batches multiply other matrix shapes: each token's loss moves by at most twice the
+  // logits' float32 reordering error (the weights barely move in two steps of lr 1e-2).
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 4; i++) tokens.insert(tokens.end(), data[size_t(i)].tokens.begin(), data[size_t(i)].tokens.end());
+  Tensor logits = model_forward(a, tokens, 4, 12);
+  const double loss_tol =
+      2 * testing::f32_reordering_tolerance(a.config, 12) * testing::max_abs(logits.f32(), size_t(logits.numel()));
+  for (size_t i = 0; i < ra.losses.size(); i++) EXPECT_NEAR(ra.losses[i], rb.losses[i], loss_tol);
   double mx = 0;
   for (size_t k = 0; k < a.weights.blocks.size(); k++)
     mx = std::max(mx, double(testing::max_abs_diff(a.weights.blocks[k].wq.f32(), b.weights.blocks[k].wq.f32(),
@@ -200,7 +207,10 @@ TEST(Train, LoraOnPrunedModelKeepsZerosAndMergeEqualsAdapter) {
   Tensor adapter_logits = model_forward(m, tokens, 2, 12, &lora);
   lora.merge_into(m, false);
   Tensor merged_logits = model_forward(m, tokens, 2, 12);
-  EXPECT_LE(testing::max_abs_diff(adapter_logits.f32(), merged_logits.f32(), size_t(merged_logits.numel())), 1e-5f);
+  // W x + B (A x) and (W + B A) x round differently: float32 reordering error of the logits.
+  EXPECT_LE(testing::max_abs_diff(adapter_logits.f32(), merged_logits.f32(), size_t(merged_logits.numel())),
+            testing::f32_reordering_tolerance(m.config, 12) *
+                testing::max_abs(adapter_logits.f32(), size_t(adapter_logits.numel())));
   int64_t zeros_before = 0, zeros_after = 0, changed = 0;
   for_each_tensor(m.config, m.weights, [&](const TensorRef& r2) {
     for_each_tensor(original.config, original.weights, [&](const TensorRef& o2) {
@@ -227,7 +237,8 @@ TEST(Train, PlainLoraMergeWithFillEqualsAdapter) {
   Tensor a = model_forward(m, tokens, 1, 8, &lora);
   lora.merge_into(m, true);
   Tensor b = model_forward(m, tokens, 1, 8);
-  EXPECT_LE(testing::max_abs_diff(a.f32(), b.f32(), size_t(a.numel())), 1e-5f);
+  EXPECT_LE(testing::max_abs_diff(a.f32(), b.f32(), size_t(a.numel())),
+            testing::f32_reordering_tolerance(m.config, 8) * testing::max_abs(a.f32(), size_t(a.numel())));
 }
 
 TEST(Train, FullFineTuneKeepsPrunedZeros) {
