@@ -61,6 +61,7 @@ class Pool {
   ~Pool() { resize(1); }
 
   int threads() const { return threads_; }
+  bool inline_now() const { return threads_ <= 1 || t_in_task; }
 
   // Stops the old workers (they are idle: the caller holds no job) and starts n - 1 new ones lazily.
   void resize(int n) {
@@ -267,6 +268,8 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return pool().threads(); }
+
+bool parallel_inline() { return pool().inline_now(); }
 
 void set_spin_us(int us) { pool().spin_us_.store(std::max(0, us)); }
 int spin_us() { return pool().spin_us_.load(); }

@@ -31,6 +31,10 @@ using TaskFn = void (*)(void* ctx, int64_t task);
 // a task (or while another thread's parallel_run is in flight), it runs the tasks inline.
 void parallel_run(int64_t n_tasks, TaskFn fn, void* ctx);
 
+// True when a parallel_run from this thread would run inline (one thread, or inside a task):
+// kernels then skip cutting work for threads that are not there.
+bool parallel_inline();
+
 // parallel_for(n, [&](int64_t t) { ... }): the lambda form of parallel_run.
 template <class F>
 void parallel_for(int64_t n_tasks, F&& f) {
@@ -44,6 +48,18 @@ void parallel_for(int64_t n_tasks, F&& f) {
 // `min_work` each, at most `n`, and about 4 tasks per thread when there is enough work (so that
 // a slow or descheduled thread is covered by the others). Returns at least 1.
 int64_t task_count(int64_t n, double work_per_item, double min_work);
+
+// parallel_ranges(n, work_per_item, min_work, [&](int64_t begin, int64_t end) { ... }): [0, n) cut
+// into task_count(...) runs of consecutive items.
+template <class F>
+void parallel_ranges(int64_t n, double work_per_item, double min_work, F&& f) {
+  if (n <= 0) return;
+  const int64_t tasks = task_count(n, work_per_item, min_work), per = (n + tasks - 1) / tasks;
+  parallel_for((n + per - 1) / per, [&](int64_t t) {
+    const int64_t b = t * per, e = b + per < n ? b + per : n;
+    f(b, e);
+  });
+}
 
 // "2 threads (pool, spin 50 us); openblas SkylakeX" -- what the threads and OpenBLAS were set to.
 std::string threads_summary();

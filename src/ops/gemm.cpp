@@ -69,6 +69,10 @@ thread_local Scratch t_apack, t_tile, t_xconv;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+void gemv_impl(const Family& f, float* out, int64_t ldo, const float* inp, int64_t ldx, const BSrc& b,
+               double bytes_per_row, int64_t N, int64_t I, int64_t O, const float* bias);
+int64_t gemv_max_rows(WFormat fmt);
+
 void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, BSrc b, float alpha, float beta,
                const float* bias, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -80,6 +84,15 @@ void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, 
   }
   // A strided B whose columns are contiguous is a weight-like [N, K] matrix: use the transposing pack.
   if (!b.weight && b.rs == 1 && b.cs != 1) b = BSrc{true, WFormat::F32, b.p, 0, 0, b.cs};
+  // A few rows against weight-like rows (attention's q . K^T when decoding): stream them.
+  if (b.weight && b.format != WFormat::BF16 && !a.round_bf16 && a.cs == 1 && beta == 0.f &&
+      M <= std::min<int64_t>(gemv_max_rows(b.format), kern::kGemvMaxRows)) {
+    gemv_impl(f, C, ldc, a.p, a.rs, b, 4.0 * double(K), M, K, N, alpha == 1.f ? bias : nullptr);
+    if (alpha != 1.f)
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) C[m * ldc + n] = alpha * C[m * ldc + n] + (bias ? bias[n] : 0.f);
+    return;
+  }
   const int64_t mr = f.mr, nr = f.nr, panels = ceil_div(M, mr);
   float* Ap = t_apack.get(size_t(panels * K * mr));
   const int64_t pack_tasks = task_count(panels, double(K * mr), 32768.0), per = ceil_div(panels, pack_tasks);
@@ -89,7 +102,7 @@ void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, 
   });
   // Tiles: up to ~512 rows (A's K-block stays in L2) by 256 columns; smaller until every thread has
   // about four tiles, so that a slow or descheduled thread is covered by the others.
-  const int64_t want = 4 * num_threads();
+  const int64_t want = parallel_inline() ? 1 : 4 * num_threads();
   int64_t mt = ceil_div(M, 512), MB = round_up(ceil_div(M, mt), mr), NB = round_up(std::min<int64_t>(N, 256), nr);
   auto tiles = [&] { return ceil_div(M, MB) * ceil_div(N, NB); };
   while (tiles() < want && NB > 2 * nr) NB = round_up(NB / 2, nr);
@@ -160,24 +173,27 @@ double row_bytes(const Tensor& w) {
   return 4 * I;
 }
 
-void gemv_impl(const Family& f, float* out, const float* inp, const BSrc& b, double bytes_per_row, int64_t N, int64_t I,
-               int64_t O, const float* bias) {
+void gemv_impl(const Family& f, float* out, int64_t ldo, const float* inp, int64_t ldx, const BSrc& b,
+               double bytes_per_row, int64_t N, int64_t I, int64_t O, const float* bias) {
   const void* x = inp;
   if (b.format == WFormat::BF16) {  // the activations of a bf16 product are bf16 (kernels.h)
     if (f.bf16_native_x) {
       auto* xb = reinterpret_cast<uint16_t*>(t_xconv.get(size_t(N * I + 1) / 2 + 16));
-      for (int64_t i = 0; i < N * I; i++) xb[i] = f32_to_bf16(inp[i]);
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < I; i++) xb[n * I + i] = f32_to_bf16(inp[n * ldx + i]);
       x = xb;
     } else {
       float* xr = t_xconv.get(size_t(N * I));
-      for (int64_t i = 0; i < N * I; i++) xr[i] = bf16_to_f32(f32_to_bf16(inp[i]));
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t i = 0; i < I; i++) xr[n * I + i] = bf16_to_f32(f32_to_bf16(inp[n * ldx + i]));
       x = xr;
     }
+    ldx = I;
   }
   // Runs of rows of ~64 KB of weights per task: many more tasks than threads (see threads.h).
   const int64_t rows = std::max<int64_t>(4, round_up(int64_t(std::ceil(65536.0 / std::max(bytes_per_row, 1.0))), 4));
-  const int64_t tasks = ceil_div(O, rows);
-  parallel_for(tasks, [&](int64_t t) { f.gemv(out, O, x, I, N, b, I, t * rows, std::min(O, (t + 1) * rows), bias); });
+  const int64_t tasks = parallel_inline() ? 1 : ceil_div(O, rows), per = tasks == 1 ? O : rows;
+  parallel_for(tasks, [&](int64_t t) { f.gemv(out, ldo, x, ldx, N, b, I, t * per, std::min(O, (t + 1) * per), bias); });
 }
 
 // Up to this many rows of x a product streams the weight once per call (GEMV); beyond, packing pays.
@@ -188,7 +204,7 @@ void linear_impl(float* out, const float* inp, const BSrc& b, double bytes_per_r
   if (N <= 0 || O <= 0) return;
   const Family& f = family();
   if (N <= std::min<int64_t>(gemv_max_rows(b.format), kern::kGemvMaxRows))
-    return gemv_impl(f, out, inp, b, bytes_per_row, N, I, O, bias);
+    return gemv_impl(f, out, O, inp, I, b, bytes_per_row, N, I, O, bias);
   ASrc a{inp, I, 1, b.format == WFormat::BF16};
   gemm_impl(f, N, O, I, a, b, 1.f, 0.f, bias, out, O);
 }

@@ -167,7 +167,7 @@ TEST(Kernels, GemmAllTransposesAlphaBeta) {
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {5, 7, 3}, {37, 45, 300}, {600, 300, 261}})
       for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
-          for (auto [alpha, beta] : {std::pair{1.f, 0.f}, {0.5f, 1.f}, {-2.f, 0.25f}}) {
+          for (auto [alpha, beta] : {std::pair{1.f, 0.f}, {0.5f, 1.f}, {-2.f, 0.25f}, {3.f, 0.f}}) {
             const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
             auto A = randn(size_t((ta ? K : M) * lda), 1), B = randn(size_t((tb ? N : K) * ldb), 2);
             auto C = randn(size_t(M * ldc), 3);
