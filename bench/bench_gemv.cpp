@@ -4,9 +4,14 @@
 // Each pass reads every weight once, like one decoded token. Reports the bytes streamed per second
 // next to this machine's read bandwidth (bench/membw.h), all measured in the same run, alternating
 // the sides, best of --repeat.
-//   bench/bench_gemv [--layers 4] [--rows 1] [--repeat 5] [--formats f32,bf16,f16,sparse,2:4] [--hot 1]
+//   bench/bench_gemv [--layers 4] [--rows 1] [--repeat 5] [--formats f32,bf16,f16,sparse,2:4,openblas] [--hot 1]
+// "openblas" is the f32 weights through cblas_sgemv / cblas_sgemm (OpenBLAS's threads, its core as
+// chosen at start-up: core/threads.h), for comparison.
 // --hot 1: one 256 x 2048 matrix per format instead, in cache, 200 products per pass: what the
 // kernels do when memory is not the limit (bytes per second of weights from L2).
+#include <cblas.h>
+#include <time.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,10 +56,18 @@ Tensor make_weight(const Shape2& s, const std::string& fmt, uint64_t seed) {
       }
     }
   }
-  if (fmt == "f32") return w;
+  if (fmt == "f32" || fmt == "openblas") return w;
   if (fmt == "bf16") return w.to(DType::BF16);
   if (fmt == "f16") return w.to(DType::F16);
   return compress_sparse(w);
+}
+
+// CPU time of the whole process (all threads): with one thread, what the kernel costs even when
+// the machine is shared (a descheduled thread accrues none).
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -86,11 +99,11 @@ int main(int argc, char** argv) {
   struct Set {
     std::string fmt;
     std::vector<Tensor> w;
-    double bytes = 0, best = 1e30;
+    double bytes = 0, best = 1e30, best_cpu = 1e30;
   };
   std::vector<Set> sets;
   for (const auto& f : fmts) {
-    Set s{f, {}, 0, 1e30};
+    Set s{f, {}, 0, 1e30, 1e30};
     if (hot) {
       Tensor w = make_weight({256, 2048}, f, 1);
       for (int r = 0; r < 200; r++) s.w.push_back(w), s.bytes += double(w.nbytes());
@@ -112,8 +125,20 @@ int main(int argc, char** argv) {
     if (r) bw_best = std::max(bw_best, bw);
     for (auto& s : sets) {
       auto t0 = std::chrono::steady_clock::now();
-      for (const Tensor& w : s.w) linear_forward(y.data(), x.data(), w, nullptr, rows);
-      if (r) s.best = std::min(s.best, seconds_since(t0));
+      const double c0 = cpu_seconds();
+      if (s.fmt == "openblas") {
+        for (const Tensor& w : s.w) {
+          const int O = int(w.dim(0)), I = int(w.dim(1));
+          if (rows == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.f, w.f32(), I, x.data(), 1, 0.f, y.data(), 1);
+          else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, O, I, 1.f, x.data(), I, w.f32(), I, 0.f,
+                        y.data(), O);
+        }
+      } else {
+        for (const Tensor& w : s.w) linear_forward(y.data(), x.data(), w, nullptr, rows);
+      }
+      if (r) s.best = std::min(s.best, seconds_since(t0)), s.best_cpu = std::min(s.best_cpu, cpu_seconds() - c0);
     }
   }
   std::printf("membw read (1 GB, %d threads): %.1f GB/s\n", num_threads(), bw_best);
@@ -123,7 +148,7 @@ int main(int argc, char** argv) {
                 s.fmt.c_str(), rows, layers, s.bytes / 1e6, s.best * 1e3, s.bytes / s.best / 1e9,
                 100 * s.bytes / s.best / 1e9 / bw_best);
     if (f32_time > 0 && s.fmt != "f32") std::printf(", %.2fx f32 speed", f32_time / s.best);
-    std::printf("\n");
+    std::printf("; cpu %.2f ms = %.1f GB/s per busy thread\n", s.best_cpu * 1e3, s.bytes / s.best_cpu / 1e9);
   }
   return 0;
 }

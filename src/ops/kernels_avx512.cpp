@@ -100,9 +100,11 @@ struct Avx512 {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
       const __m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
       const float* ak = a + k * MR;
+      _mm_prefetch(reinterpret_cast<const char*>(ak + 16 * MR), _MM_HINT_T0);
 #pragma GCC unroll 16
       for (int r = 0; r < MR; r++) {
         const __m512 ar = _mm512_set1_ps(ak[r]);
@@ -156,7 +158,9 @@ struct Avx512 {
         __m512 r[16];
         for (int i = 0; i < 16; i++) {
           const float* src = rows[h * 16 + i];
-          r[i] = src ? _mm512_maskz_loadu_ps(mk, src + k) : _mm512_setzero_ps();
+          if (src && k + 64 < kc) _mm_prefetch(reinterpret_cast<const char*>(src + k + 64), _MM_HINT_T0);
+          r[i] = src ? (mk == 0xffff ? _mm512_loadu_ps(src + k) : _mm512_maskz_loadu_ps(mk, src + k))
+                     : _mm512_setzero_ps();
         }
         transpose16(r);
         const int64_t kn = kmin(16, kc - k);
@@ -166,10 +170,36 @@ struct Avx512 {
   }
 };
 
-using Gemm = Avx512<12>;  // 12 x 32 measured as fast as 14 x 32 (bench/bench_gemm), less register pressure
+using Gemm = Avx512<14>;  // 12 x 32 measured as fast as 14 x 32 (bench/bench_gemm), less register pressure
 
+// bf16 rounding of 16 floats (nearest, ties to even; NaN stays NaN), as f32.
+inline __m512 round_bf16_16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x400000));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(int(0xffff0000u))));
+}
+
+// Panel p of packed A (layout: kernels.h). Row-major A: 16 x 16 blocks transposed in registers.
 void pack_a(float* Ap, const ASrc& a, int64_t panels, int64_t p, int64_t m0, int64_t rows, int64_t K) {
-  pack_a_generic<Gemm::MR, Gemm::KC>(Ap, a, panels, p, m0, rows, K);
+  constexpr int MR = Gemm::MR, KC = Gemm::KC;
+  if (a.cs != 1) return pack_a_generic<MR, KC>(Ap, a, panels, p, m0, rows, K);
+  const __mmask16 lanes = __mmask16((1u << MR) - 1);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = kmin(KC, K - pc);
+    float* dst = Ap + pc * panels * MR + p * kc * MR;
+    for (int64_t k = 0; k < kc; k += 16) {
+      const __mmask16 mk = tail16(kc - k);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++) {
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(mk, a.p + (m0 + i) * a.rs + pc + k) : _mm512_setzero_ps();
+        if (a.round_bf16) r[i] = round_bf16_16(r[i]);
+      }
+      transpose16(r);
+      for (int64_t c = 0, e = kmin(16, kc - k); c < e; c++) _mm512_mask_storeu_ps(dst + (k + c) * MR, lanes, r[c]);
+    }
+  }
 }
 
 // ---- GEMV ----------------------------------------------------------------------------------------------
@@ -200,22 +230,29 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       vals[r] = W.values + W.row_off[o + r];
       masks[r] = W.mask + (o + r) * W.mask_stride;
     }
-  for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 mk = tail16(K - k);
+  // Full groups of 16 columns without masks (a masked load costs an extra uop), then the tail.
+  auto step = [&](int64_t k, __mmask16 mk, bool full) {
     __m512 xv[NX];
-    for (int n = 0; n < NX; n++) xv[n] = _mm512_maskz_loadu_ps(mk, x + n * ldx + k);
+    for (int n = 0; n < NX; n++)
+      xv[n] = full ? _mm512_loadu_ps(x + n * ldx + k) : _mm512_maskz_loadu_ps(mk, x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m512 w;
       if constexpr (F == WFormat::Sparse) {
-        const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);
-        w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));  // register form: faster than from memory
+        const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);  // mask bits past K are 0
+        w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));         // register form: faster than from memory
         vals[r] += __builtin_popcount(m);
+      } else if constexpr (F == WFormat::F32) {
+        const float* p = static_cast<const float*>(W.p) + (o + r) * W.ld + k;
+        w = full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk, p);
       } else {
         w = wvec<F>(W, o + r, k, mk);
       }
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(w, xv[n], acc[r][n]);
     }
-  }
+  };
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) step(k, 0xffff, true);
+  if (k < K) step(k, tail16(K - k), false);
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) out[n * ldo + o + r] = _mm512_reduce_add_ps(acc[r][n]) + (bias ? bias[o + r] : 0.f);
 }

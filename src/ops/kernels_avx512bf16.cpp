@@ -22,15 +22,19 @@ void gemv_block(float* out, int64_t ldo, const uint16_t* x, int64_t ldx, const B
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) acc[r][n] = _mm512_setzero_ps();
   const uint16_t* w = static_cast<const uint16_t*>(W.p) + o * W.ld;
-  for (int64_t k = 0; k < K; k += 32) {
-    const __mmask32 mk = tail32(K - k);
+  auto step = [&](int64_t k, __mmask32 mk, bool full) {
     __m512bh xv[NX];
-    for (int n = 0; n < NX; n++) xv[n] = (__m512bh)_mm512_maskz_loadu_epi16(mk, x + n * ldx + k);
+    for (int n = 0; n < NX; n++)
+      xv[n] = (__m512bh)(full ? _mm512_loadu_si512(x + n * ldx + k) : _mm512_maskz_loadu_epi16(mk, x + n * ldx + k));
     for (int r = 0; r < R; r++) {
-      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mk, w + r * W.ld + k);
+      const uint16_t* p = w + r * W.ld + k;
+      const __m512bh wv = (__m512bh)(full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mk, p));
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], wv, xv[n]);
     }
-  }
+  };
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) step(k, 0xffffffffu, true);
+  if (k < K) step(k, tail32(K - k), false);
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) out[n * ldo + o + r] = _mm512_reduce_add_ps(acc[r][n]) + (bias ? bias[o + r] : 0.f);
 }
