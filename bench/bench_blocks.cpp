@@ -8,6 +8,7 @@
 // Prefill of --prompt tokens, then --gen greedy-shaped decode steps (the token fed back is fixed:
 // the cost is the same). Best of --repeat.
 //   bench/bench_blocks [--layers 4] [--prompt 512] [--gen 32] [--format f32] [--head-format F] [--repeat 3]
+//                      [--spins 0,50,200]  (the pool's spin budgets to alternate, in microseconds)
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -101,7 +102,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 int main(int argc, char** argv) {
   int layers = 4, repeat = 3;
   int64_t P = 512, G = 32;
-  std::string fmt = "f32", head_fmt;
+  std::string fmt = "f32", head_fmt, spins_arg;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--layers") layers = std::atoi(argv[i + 1]);
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     if (k == "--format") fmt = argv[i + 1];
     if (k == "--head-format") head_fmt = argv[i + 1];
     if (k == "--repeat") repeat = std::atoi(argv[i + 1]);
+    if (k == "--spins") spins_arg = argv[i + 1];
   }
   if (head_fmt.empty()) head_fmt = fmt == "bf16" || fmt == "f16" ? fmt : "f32";
   set_num_threads(0);
@@ -144,25 +146,37 @@ int main(int argc, char** argv) {
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (auto& t : prompt) t = int32_t(rng.below(uint64_t(V)));
   std::vector<float> logits(static_cast<size_t>(V));
-  double best_p = 1e30, best_d = 1e30;
-  for (int r = 0; r < repeat; r++) {
-    const double t0 = now();
-    forward(s, prompt.data(), P, 0, logits.data());
-    const double t1 = now();
-    for (int64_t g = 0; g < G; g++) {
-      const int32_t tok = int32_t((g * 7919) % V);
-      forward(s, &tok, 1, P + g, logits.data());
-    }
-    const double t2 = now();
-    best_p = std::min(best_p, t1 - t0);
-    if (G > 0) best_d = std::min(best_d, t2 - t1);
+  std::vector<int> spins;
+  for (size_t a = 0; a < spins_arg.size();) {
+    size_t b = spins_arg.find(',', a);
+    if (b == std::string::npos) b = spins_arg.size();
+    spins.push_back(std::atoi(spins_arg.substr(a, b - a).c_str()));
+    a = b + 1;
   }
+  if (spins.empty()) spins.push_back(spin_us());
+  std::vector<double> best_p(spins.size(), 1e30), best_d(spins.size(), 1e30);
+  for (int r = 0; r < repeat; r++)
+    for (size_t si = 0; si < spins.size(); si++) {
+      set_spin_us(spins[si]);
+      const double t0 = now();
+      forward(s, prompt.data(), P, 0, logits.data());
+      const double t1 = now();
+      for (int64_t g = 0; g < G; g++) {
+        const int32_t tok = int32_t((g * 7919) % V);
+        forward(s, &tok, 1, P + g, logits.data());
+      }
+      const double t2 = now();
+      best_p[si] = std::min(best_p[si], t1 - t0);
+      if (G > 0) best_d[si] = std::min(best_d[si], t2 - t1);
+    }
   // File size as a GGUF would hold it: block linears + LM head + f32 embedding table.
   const double file = s.weight_bytes + double(V * D * 4);
-  std::printf(
-      "blocks %d format %-6s head %-4s: prefill %lld tokens %7.1f tok/s | decode %lld tokens %6.2f tok/s, %5.1f GB/s "
-      "of weights | weights %.0f MB (blocks %.0f MB), file ~%.0f MB\n",
-      layers, fmt.c_str(), head_fmt.c_str(), (long long)P, double(P) / best_p, (long long)G, double(G) / best_d,
-      s.weight_bytes * double(G) / best_d / 1e9, s.weight_bytes / 1e6, block_bytes / 1e6, file / 1e6);
+  for (size_t si = 0; si < spins.size(); si++)
+    std::printf(
+        "blocks %d format %-6s head %-4s spin %4d us: prefill %lld tokens %7.1f tok/s | decode %lld tokens %6.2f "
+        "tok/s, %5.1f GB/s of weights | weights %.0f MB (blocks %.0f MB), file ~%.0f MB\n",
+        layers, fmt.c_str(), head_fmt.c_str(), spins[si], (long long)P, double(P) / best_p[si], (long long)G,
+        double(G) / best_d[si], s.weight_bytes * double(G) / best_d[si] / 1e9, s.weight_bytes / 1e6, block_bytes / 1e6,
+        file / 1e6);
   return 0;
 }

@@ -116,9 +116,11 @@ struct Avx2 {
     __m256 c0[MR], c1[MR];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
       const __m256 b0 = _mm256_load_ps(b + k * NR), b1 = _mm256_load_ps(b + k * NR + 8);
       const float* ak = a + k * MR;
+      _mm_prefetch(reinterpret_cast<const char*>(ak + 16 * MR), _MM_HINT_T0);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; r++) {
         const __m256 ar = _mm256_broadcast_ss(ak + r);
@@ -191,8 +193,25 @@ struct Avx2 {
   }
 };
 
+// Panel p of packed A (layout: kernels.h). Row-major A without bf16 rounding: 8 x 8 blocks
+// transposed in registers (rows 6 and 7 zero), 6 lanes stored per column.
 void pack_a(float* Ap, const ASrc& a, int64_t panels, int64_t p, int64_t m0, int64_t rows, int64_t K) {
-  pack_a_generic<Avx2::MR, Avx2::KC>(Ap, a, panels, p, m0, rows, K);
+  constexpr int MR = Avx2::MR, KC = Avx2::KC;
+  if (a.cs != 1 || a.round_bf16) return pack_a_generic<MR, KC>(Ap, a, panels, p, m0, rows, K);
+  const __m256i lanes = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = kmin(KC, K - pc), full = kc / 8 * 8;
+    float* dst = Ap + pc * panels * MR + p * kc * MR;
+    for (int64_t k = 0; k < full; k += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; i++)
+        r[i] = i < rows ? _mm256_loadu_ps(a.p + (m0 + i) * a.rs + pc + k) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int c = 0; c < 8; c++) _mm256_maskstore_ps(dst + (k + c) * MR, lanes, r[c]);
+    }
+    for (int64_t k = full; k < kc; k++)
+      for (int r = 0; r < MR; r++) dst[k * MR + r] = r < rows ? a.p[(m0 + r) * a.rs + pc + k] : 0.f;
+  }
 }
 
 // ---- GEMV ----------------------------------------------------------------------------------------------
