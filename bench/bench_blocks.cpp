@@ -6,8 +6,10 @@
 // unstructured, random) or 2:4. The LM head is f32 unless --head-format says otherwise (a pruned
 // model keeps it dense; a bf16 model converts it too: --format bf16 implies --head-format bf16).
 // Prefill of --prompt tokens, then --gen greedy-shaped decode steps (the token fed back is fixed:
-// the cost is the same). Best of --repeat.
-//   bench/bench_blocks [--layers 4] [--prompt 512] [--gen 32] [--format f32] [--head-format F] [--repeat 3]
+// the cost is the same). Every format given (--formats f32,sparse,2:4,bf16) is built in this
+// process and they are run in turn, round after round (so that a change in the machine's load hits
+// all alike), best of --repeat rounds; ratios are to the first format.
+//   bench/bench_blocks [--layers 4] [--prompt 512] [--gen 32] [--formats f32] [--head-format F] [--repeat 3]
 //                      [--spins 0,50,200]  (the pool's spin budgets to alternate, in microseconds)
 #include <chrono>
 #include <cmath>
@@ -102,62 +104,84 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 int main(int argc, char** argv) {
   int layers = 4, repeat = 3;
   int64_t P = 512, G = 32;
-  std::string fmt = "f32", head_fmt, spins_arg;
+  std::string formats = "f32", head_arg, spins_arg;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--layers") layers = std::atoi(argv[i + 1]);
     if (k == "--prompt") P = std::atol(argv[i + 1]);
     if (k == "--gen") G = std::atol(argv[i + 1]);
-    if (k == "--format") fmt = argv[i + 1];
-    if (k == "--head-format") head_fmt = argv[i + 1];
+    if (k == "--formats" || k == "--format") formats = argv[i + 1];
+    if (k == "--head-format") head_arg = argv[i + 1];
     if (k == "--repeat") repeat = std::atoi(argv[i + 1]);
     if (k == "--spins") spins_arg = argv[i + 1];
   }
-  if (head_fmt.empty()) head_fmt = fmt == "bf16" || fmt == "f16" ? fmt : "f32";
+  auto split = [](const std::string& v) {
+    std::vector<std::string> out;
+    for (size_t x = 0; x < v.size();) {
+      size_t y = v.find(',', x);
+      if (y == std::string::npos) y = v.size();
+      out.push_back(v.substr(x, y - x));
+      x = y + 1;
+    }
+    return out;
+  };
   set_num_threads(0);
   std::fprintf(stderr, "%s\n%s\n%s\n", cpu_summary().c_str(), kernels_summary().c_str(), threads_summary().c_str());
-  Stack s;
-  s.S_cap = P + G;
-  for (int l = 0; l < layers; l++) {
-    Block b;
-    const uint64_t seed = uint64_t(l) * 16;
-    b.wq = weight(D, D, fmt, seed + 1);
-    b.wk = weight(KV, D, fmt, seed + 2);
-    b.wv = weight(KV, D, fmt, seed + 3);
-    b.wo = weight(D, D, fmt, seed + 4);
-    b.gate = weight(F, D, fmt, seed + 5);
-    b.up = weight(F, D, fmt, seed + 6);
-    b.down = weight(D, F, fmt, seed + 7);
-    for (const Tensor* t : {&b.wq, &b.wk, &b.wv, &b.wo, &b.gate, &b.up, &b.down}) s.weight_bytes += double(t->nbytes());
-    b.n1.assign(D, 1.f);
-    b.n2.assign(D, 1.f);
-    b.kc.assign(size_t(s.S_cap * KV), 0.f);
-    b.vc.assign(size_t(s.S_cap * KV), 0.f);
-    s.blocks.push_back(std::move(b));
-  }
-  s.head = weight(V, D, head_fmt, 999);
-  const double block_bytes = s.weight_bytes;
-  s.weight_bytes += double(s.head.nbytes());
   Rng rng(5);
-  s.embed.resize(size_t(V * D));
-  for (auto& e : s.embed) e = rng.normal(0.f, 0.02f);
-  s.final_norm.assign(D, 1.f);
-  for (int64_t i = 0; i < hd / 2; i++) s.inv_freq.push_back(float(std::pow(10000.0, -2.0 * double(i) / double(hd))));
+  std::vector<float> embed(size_t(V * D));
+  for (auto& e : embed) e = rng.normal(0.f, 0.02f);
+  std::vector<float> inv_freq;
+  for (int64_t i = 0; i < hd / 2; i++) inv_freq.push_back(float(std::pow(10000.0, -2.0 * double(i) / double(hd))));
+  struct Run {
+    std::string fmt, head_fmt;
+    Stack s;
+    double block_bytes = 0;
+  };
+  std::vector<Run> runs;
+  for (const std::string& fmt : split(formats)) {
+    Run run;
+    run.fmt = fmt;
+    run.head_fmt = !head_arg.empty() ? head_arg : fmt == "bf16" || fmt == "f16" ? fmt : "f32";
+    Stack& s = run.s;
+    s.S_cap = P + G;
+    for (int l = 0; l < layers; l++) {
+      Block b;
+      const uint64_t seed = uint64_t(l) * 16;
+      b.wq = weight(D, D, fmt, seed + 1);
+      b.wk = weight(KV, D, fmt, seed + 2);
+      b.wv = weight(KV, D, fmt, seed + 3);
+      b.wo = weight(D, D, fmt, seed + 4);
+      b.gate = weight(F, D, fmt, seed + 5);
+      b.up = weight(F, D, fmt, seed + 6);
+      b.down = weight(D, F, fmt, seed + 7);
+      for (const Tensor* t : {&b.wq, &b.wk, &b.wv, &b.wo, &b.gate, &b.up, &b.down})
+        s.weight_bytes += double(t->nbytes());
+      b.n1.assign(D, 1.f);
+      b.n2.assign(D, 1.f);
+      b.kc.assign(size_t(s.S_cap * KV), 0.f);
+      b.vc.assign(size_t(s.S_cap * KV), 0.f);
+      s.blocks.push_back(std::move(b));
+    }
+    s.head = weight(V, D, run.head_fmt, 999);
+    run.block_bytes = s.weight_bytes;
+    s.weight_bytes += double(s.head.nbytes());
+    s.embed = embed;
+    s.final_norm.assign(D, 1.f);
+    s.inv_freq = inv_freq;
+    runs.push_back(std::move(run));
+  }
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (auto& t : prompt) t = int32_t(rng.below(uint64_t(V)));
   std::vector<float> logits(static_cast<size_t>(V));
   std::vector<int> spins;
-  for (size_t a = 0; a < spins_arg.size();) {
-    size_t b = spins_arg.find(',', a);
-    if (b == std::string::npos) b = spins_arg.size();
-    spins.push_back(std::atoi(spins_arg.substr(a, b - a).c_str()));
-    a = b + 1;
-  }
+  for (const std::string& x : split(spins_arg)) spins.push_back(std::atoi(x.c_str()));
   if (spins.empty()) spins.push_back(spin_us());
-  std::vector<double> best_p(spins.size(), 1e30), best_d(spins.size(), 1e30);
+  const size_t n = runs.size() * spins.size();
+  std::vector<double> best_p(n, 1e30), best_d(n, 1e30);
   for (int r = 0; r < repeat; r++)
-    for (size_t si = 0; si < spins.size(); si++) {
-      set_spin_us(spins[si]);
+    for (size_t i = 0; i < n; i++) {
+      Stack& s = runs[i / spins.size()].s;
+      set_spin_us(spins[i % spins.size()]);
       const double t0 = now();
       forward(s, prompt.data(), P, 0, logits.data());
       const double t1 = now();
@@ -166,17 +190,21 @@ int main(int argc, char** argv) {
         forward(s, &tok, 1, P + g, logits.data());
       }
       const double t2 = now();
-      best_p[si] = std::min(best_p[si], t1 - t0);
-      if (G > 0) best_d[si] = std::min(best_d[si], t2 - t1);
+      best_p[i] = std::min(best_p[i], t1 - t0);
+      if (G > 0) best_d[i] = std::min(best_d[i], t2 - t1);
     }
-  // File size as a GGUF would hold it: block linears + LM head + f32 embedding table.
-  const double file = s.weight_bytes + double(V * D * 4);
-  for (size_t si = 0; si < spins.size(); si++)
+  for (size_t i = 0; i < n; i++) {
+    const Run& run = runs[i / spins.size()];
+    const size_t ref = i % spins.size();  // the first format, same spin
+    // File size as a GGUF would hold it: block linears + LM head + f32 embedding table.
+    const double file = run.s.weight_bytes + double(V * D * 4), file_ref = runs[0].s.weight_bytes + double(V * D * 4);
     std::printf(
-        "blocks %d format %-6s head %-4s spin %4d us: prefill %lld tokens %7.1f tok/s | decode %lld tokens %6.2f "
-        "tok/s, %5.1f GB/s of weights | weights %.0f MB (blocks %.0f MB), file ~%.0f MB\n",
-        layers, fmt.c_str(), head_fmt.c_str(), spins[si], (long long)P, double(P) / best_p[si], (long long)G,
-        double(G) / best_d[si], s.weight_bytes * double(G) / best_d[si] / 1e9, s.weight_bytes / 1e6, block_bytes / 1e6,
-        file / 1e6);
+        "blocks %d %-6s head %-4s spin %3d us: prefill %lld tok %7.1f tok/s (%.2fx) | decode %lld tok %6.2f tok/s "
+        "(%.2fx), %5.1f GB/s of weights | weights %.0f MB (blocks %.0f MB), file ~%.0f MB (%.2fx)\n",
+        layers, run.fmt.c_str(), run.head_fmt.c_str(), spins[i % spins.size()], (long long)P, double(P) / best_p[i],
+        best_p[ref] / best_p[i], (long long)G, double(G) / best_d[i], best_d[ref] / best_d[i],
+        run.s.weight_bytes * double(G) / best_d[i] / 1e9, run.s.weight_bytes / 1e6, run.block_bytes / 1e6, file / 1e6,
+        file / file_ref);
+  }
   return 0;
 }

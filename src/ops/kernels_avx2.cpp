@@ -249,6 +249,11 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
     for (int n = 0; n < NX; n++) xv[n] = _mm256_loadu_ps(x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m256 w;
+      if constexpr (F == WFormat::Sparse)  // prefetch ahead in the row (see kernels_avx512.cpp)
+        _mm_prefetch(reinterpret_cast<const char*>(vals[r] + 512), _MM_HINT_T0);
+      else
+        _mm_prefetch(static_cast<const char*>(W.p) + ((o + r) * W.ld + k + 1024) * (F == WFormat::F32 ? 4 : 2),
+                     _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const unsigned m = masks[r][k / 8];
         w = expand8(vals[r], m);

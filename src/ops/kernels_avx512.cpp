@@ -217,6 +217,11 @@ inline __m512 wvec(const BSrc& W, int64_t o, int64_t k, __mmask16 mk) {
 }
 
 // R weight rows from o, NX rows of x: out[n][o + r] = x[n] . W[o + r] + bias.
+// Software prefetch this many elements ahead in each weight row (4 KB of f32, 2 KB of bf16 / f16 /
+// packed sparse values): a bf16 row of 2048 is a single 4 KB page, which the hardware prefetcher
+// must find again for every row; measured +5-15% of bandwidth for bf16 and sparse (bench_gemv).
+constexpr int64_t kPf = 1024;
+
 template <WFormat F, int R, int NX>
 void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o,
                 const float* bias) {
@@ -237,6 +242,11 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       xv[n] = full ? _mm512_loadu_ps(x + n * ldx + k) : _mm512_maskz_loadu_ps(mk, x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m512 w;
+      if constexpr (F == WFormat::Sparse)
+        _mm_prefetch(reinterpret_cast<const char*>(vals[r] + kPf / 2), _MM_HINT_T0);
+      else
+        _mm_prefetch(static_cast<const char*>(W.p) + ((o + r) * W.ld + k + kPf) * (F == WFormat::F32 ? 4 : 2),
+                     _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);  // mask bits past K are 0
         w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));         // register form: faster than from memory

@@ -15,6 +15,7 @@ namespace {
 inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : n <= 0 ? 0 : __mmask32((1u << n) - 1); }
 
 // R weight rows from o, NX rows of x (bf16, ldx elements per row).
+constexpr int64_t kPf = 1024;  // software prefetch distance in elements (see kernels_avx512.cpp)
 template <int R, int NX>
 void gemv_block(float* out, int64_t ldo, const uint16_t* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o,
                 const float* bias) {
@@ -28,6 +29,7 @@ void gemv_block(float* out, int64_t ldo, const uint16_t* x, int64_t ldx, const B
       xv[n] = (__m512bh)(full ? _mm512_loadu_si512(x + n * ldx + k) : _mm512_maskz_loadu_epi16(mk, x + n * ldx + k));
     for (int r = 0; r < R; r++) {
       const uint16_t* p = w + r * W.ld + k;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPf), _MM_HINT_T0);
       const __m512bh wv = (__m512bh)(full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mk, p));
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], wv, xv[n]);
     }
