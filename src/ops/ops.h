@@ -10,7 +10,7 @@
 
 namespace sec {
 
-// Below this many elements an OpenMP parallel region costs more than it saves (token-by-token
+// Below this many elements a parallel job on the thread pool costs more than it saves (token-by-token
 // decoding of small models is all such calls).
 constexpr int64_t kParallelMinWork = 1 << 15;
 
