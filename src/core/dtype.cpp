@@ -15,10 +15,14 @@ size_t dtype_size(DType t) {
       return 2;
     case DType::BF16:
       return 2;
+    case DType::F32_SPARSE:
+      break;
   }
   SEC_ASSERT(false);
   return 0;
 }
+
+bool dtype_is_packed(DType t) { return t == DType::F32_SPARSE; }
 
 const char* dtype_name(DType t) {
   switch (t) {
@@ -28,6 +32,8 @@ const char* dtype_name(DType t) {
       return "f16";
     case DType::BF16:
       return "bf16";
+    case DType::F32_SPARSE:
+      return "f32-sparse";
   }
   return "?";
 }
@@ -92,6 +98,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void convert_elements(void* dst, DType dt, const void* src, DType st, size_t n) {
+  SEC_ASSERT(!dtype_is_packed(dt) && !dtype_is_packed(st));
   if (dt == st) {
     std::memcpy(dst, src, n * dtype_size(dt));
     return;
@@ -104,6 +111,8 @@ void convert_elements(void* dst, DType dt, const void* src, DType st, size_t n) 
         return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
       case DType::BF16:
         return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::F32_SPARSE:
+        break;
     }
     return 0.f;
   };
@@ -118,6 +127,8 @@ void convert_elements(void* dst, DType dt, const void* src, DType st, size_t n) 
         break;
       case DType::BF16:
         static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v);
+        break;
+      case DType::F32_SPARSE:
         break;
     }
   }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/sparse.h"
 
 namespace sec {
 
@@ -19,27 +20,55 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+// 64-byte aligned for SIMD; freed with std::free.
+std::shared_ptr<void> allocate(size_t bytes, const Shape& shape) {
+  bytes = std::max<size_t>(bytes, 64);
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  SEC_CHECK(p != nullptr, "out of memory allocating a tensor of shape ", shape_str(shape));
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
+  SEC_ASSERT(!dtype_is_packed(dtype));
   for (int64_t d : shape) SEC_CHECK(d >= 0, "negative tensor dimension in ", shape_str(shape));
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = shape;
-  size_t bytes = std::max<size_t>(t.nbytes(), 64);
-  // 64-byte aligned for SIMD; freed with std::free.
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  SEC_CHECK(p != nullptr, "out of memory allocating a tensor of shape ", shape_str(shape));
-  t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-  t.data_ = p;
+  t.storage_ = allocate(t.nbytes(), shape);
+  t.data_ = t.storage_.get();
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+Tensor Tensor::empty_packed(const Shape& shape, DType dtype, size_t bytes) {
+  SEC_ASSERT(dtype_is_packed(dtype));
+  for (int64_t d : shape) SEC_CHECK(d >= 0, "negative tensor dimension in ", shape_str(shape));
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.packed_bytes_ = bytes;
+  t.storage_ = allocate(bytes, shape);
+  t.data_ = t.storage_.get();
+  return t;
+}
+
+Tensor Tensor::view_packed(void* data, const Shape& shape, DType dtype, size_t bytes, std::shared_ptr<void> keepalive) {
+  SEC_ASSERT(dtype_is_packed(dtype));
+  Tensor t = view(data, shape, DType::F32, std::move(keepalive));
+  t.dtype_ = dtype;
+  t.packed_bytes_ = bytes;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {  // (not for packed dtypes: empty() asserts)
   Tensor t = empty(shape, dtype);
   std::memset(t.data_, 0, t.nbytes());
   return t;
 }
 
 Tensor Tensor::view(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> keepalive) {
+  SEC_ASSERT(!dtype_is_packed(dtype));
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = shape;
@@ -74,6 +103,16 @@ const float* Tensor::f32() const {
 Tensor Tensor::clone() const { return to(dtype_); }
 
 Tensor Tensor::to(DType dtype) const {
+  if (dtype_is_packed(dtype_) || dtype_is_packed(dtype)) {
+    if (dtype == dtype_) {
+      Tensor t = empty_packed(shape_, dtype_, packed_bytes_);
+      std::memcpy(t.data_, data_, packed_bytes_);
+      return t;
+    }
+    if (dtype_is_packed(dtype)) return compress_sparse(dtype_ == DType::F32 ? *this : to(DType::F32), dtype);
+    Tensor dense = decompress_sparse(*this);
+    return dtype == DType::F32 ? dense : dense.to(dtype);
+  }
   Tensor t = empty(shape_, dtype);
   if (numel() > 0) convert_elements(t.data_, dtype, data_, dtype_, size_t(numel()));
   return t;
@@ -81,12 +120,14 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::reshape(const Shape& shape) const {
   SEC_ASSERT(shape_numel(shape) == numel());
+  SEC_ASSERT(!dtype_is_packed(dtype_) || shape == shape_);
   Tensor t = *this;
   t.shape_ = shape;
   return t;
 }
 
 std::vector<float> Tensor::to_vector() const {
+  if (dtype_is_packed(dtype_)) return decompress_sparse(*this).to_vector();
   std::vector<float> v(static_cast<size_t>(numel()));
   if (!v.empty()) convert_elements(v.data(), DType::F32, data_, dtype_, v.size());
   return v;

@@ -1,12 +1,11 @@
 // Causal scaled-dot-product attention with grouped-query heads.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
@@ -28,34 +27,31 @@ void masked_softmax_row(float* row, int64_t valid, int64_t len) {
 }
 }  // namespace
 
-// Per (batch, head): scores = Q K^T / sqrt(hd) with BLAS, masked softmax, out = P V with BLAS.
-// Query rows are processed in chunks so that a chunk only multiplies the keys it can see
-// (about half the work of the full square for long prompts).
+// Per (batch, head, chunk of query rows): scores = Q K^T / sqrt(hd), masked softmax, out = P V, the
+// products on secateur's GEMM (inline: each task runs on one thread). A chunk only multiplies the
+// keys it can see (about half the work of the full square for long prompts). The chunks are pool
+// tasks, the longest first; one-token decoding is B x Hq tasks whose q . K^T is a streaming GEMV.
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
   SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0 && pos0 + T <= S_cap);
   const int64_t S = pos0 + T;
   const float scale = 1.f / std::sqrt(float(hd));
-  const int64_t chunk = 128;
-  std::vector<float> scratch(att ? 0 : size_t(std::min(chunk, T) * S));
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t h = 0; h < Hq; h++) {
-      const int64_t kh = kv_head_of(h, Hq, Hkv);
-      const float* kb = k + (b * S_cap * Hkv + kh) * hd;
-      const float* vb = v + (b * S_cap * Hkv + kh) * hd;
-      for (int64_t t0 = 0; t0 < T; t0 += chunk) {
-        const int64_t rows = std::min(chunk, T - t0), keys = pos0 + t0 + rows;
-        float* scores = att ? att + ((b * Hq + h) * T + t0) * S : scratch.data();
-        const int64_t ld = att ? S : keys;
-        const float* qb = q + ((b * T + t0) * Hq + h) * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(hd), scale, qb, int(Hq * hd), kb,
-                    int(Hkv * hd), 0.f, scores, int(ld));
-#pragma omp parallel for if (rows * keys > 16384)
-        for (int64_t r = 0; r < rows; r++) masked_softmax_row(scores + r * ld, pos0 + t0 + r + 1, att ? S : keys);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, scores, int(ld), vb,
-                    int(Hkv * hd), 0.f, out + ((b * T + t0) * Hq + h) * hd, int(Hq * hd));
-      }
-    }
+  const int64_t chunk = 128, chunks = (T + chunk - 1) / chunk;
+  parallel_for(B * Hq * chunks, [&](int64_t task) {
+    const int64_t c = chunks - 1 - task % chunks, h = (task / chunks) % Hq, b = task / (chunks * Hq);
+    const int64_t kh = kv_head_of(h, Hq, Hkv), t0 = c * chunk;
+    const float* kb = k + (b * S_cap * Hkv + kh) * hd;
+    const float* vb = v + (b * S_cap * Hkv + kh) * hd;
+    const int64_t rows = std::min(chunk, T - t0), keys = pos0 + t0 + rows;
+    thread_local std::vector<float> scratch;
+    if (!att && scratch.size() < size_t(rows * keys)) scratch.resize(size_t(rows * keys));
+    float* scores = att ? att + ((b * Hq + h) * T + t0) * S : scratch.data();
+    const int64_t ld = att ? S : keys;
+    const float* qb = q + ((b * T + t0) * Hq + h) * hd;
+    gemm(false, true, rows, keys, hd, scale, qb, Hq * hd, kb, Hkv * hd, 0.f, scores, ld);
+    for (int64_t r = 0; r < rows; r++) masked_softmax_row(scores + r * ld, pos0 + t0 + r + 1, att ? S : keys);
+    gemm(false, false, rows, hd, keys, 1.f, scores, ld, vb, Hkv * hd, 0.f, out + ((b * T + t0) * Hq + h) * hd, Hq * hd);
+  });
 }
 
 void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
@@ -98,14 +94,19 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const int64_t ldq = Hq * hd, ldk = Hkv * hd;
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t chunk = 128;
-  std::vector<float> dp(size_t(std::min(chunk, T) * T));
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t h = 0; h < Hq; h++) {
-      const int64_t kh = kv_head_of(h, Hq, Hkv);
-      const float* kb = k + (b * T * Hkv + kh) * hd;
-      const float* vb = v + (b * T * Hkv + kh) * hd;
-      float* dkb = dk + (b * T * Hkv + kh) * hd;
-      float* dvb = dv + (b * T * Hkv + kh) * hd;
+  // One task per (batch, KV head): the query heads of a group all add into that head's dK / dV.
+  // With fewer such tasks than threads, the heads run one after the other on threaded GEMMs instead.
+  // The query heads kh*group .. (kh+1)*group-1 are those that read KV head kh (kv_head_of).
+  const int64_t tasks = B * Hkv, group = Hq / Hkv;
+  auto run = [&](int64_t task) {
+    const int64_t b = task / Hkv, kh = task % Hkv;
+    thread_local std::vector<float> dp;
+    if (dp.size() < size_t(std::min(chunk, T) * T)) dp.resize(size_t(std::min(chunk, T) * T));
+    const float* kb = k + (b * T * Hkv + kh) * hd;
+    const float* vb = v + (b * T * Hkv + kh) * hd;
+    float* dkb = dk + (b * T * Hkv + kh) * hd;
+    float* dvb = dv + (b * T * Hkv + kh) * hd;
+    for (int64_t h = kh * group; h < (kh + 1) * group; h++)
       for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t rows = std::min(chunk, T - t0), keys = t0 + rows;
         const float* P = att + ((b * Hq + h) * T + t0) * T;  // (rows, T), ld T
@@ -113,12 +114,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const float* qb = q + ((b * T + t0) * Hq + h) * hd;
         float* dqb = dq + ((b * T + t0) * Hq + h) * hd;
         // dP (rows, keys) = dO (rows, hd) . V[:keys]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(keys), int(hd), 1.f, dO, int(ldq), vb,
-                    int(ldk), 0.f, dp.data(), int(keys));
+        gemm(false, true, rows, keys, hd, 1.f, dO, ldq, vb, ldk, 0.f, dp.data(), keys);
         // dV[:keys] (keys, hd) += P^T (keys, rows) . dO (rows, hd)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys), int(hd), int(rows), 1.f, P, int(T), dO,
-                    int(ldq), 1.f, dvb, int(ldk));
-#pragma omp parallel for if (rows * keys > 16384)
+        gemm(true, false, keys, hd, rows, 1.f, P, T, dO, ldq, 1.f, dvb, ldk);
         for (int64_t r = 0; r < rows; r++) {
           const float* p = P + r * T;
           float* d = dp.data() + r * keys;
@@ -129,13 +127,15 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           for (int64_t s = valid; s < keys; s++) d[s] = 0.f;
         }
         // dQ (rows, hd) += dS (rows, keys) . K[:keys] (keys, hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(hd), int(keys), 1.f, dp.data(), int(keys),
-                    kb, int(ldk), 1.f, dqb, int(ldq));
+        gemm(false, false, rows, hd, keys, 1.f, dp.data(), keys, kb, ldk, 1.f, dqb, ldq);
         // dK[:keys] (keys, hd) += dS^T (keys, rows) . Q (rows, hd)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(keys), int(hd), int(rows), 1.f, dp.data(), int(keys),
-                    qb, int(ldq), 1.f, dkb, int(ldk));
+        gemm(true, false, keys, hd, rows, 1.f, dp.data(), keys, qb, ldq, 1.f, dkb, ldk);
       }
-    }
+  };
+  if (tasks >= 2 * num_threads() || parallel_inline())
+    parallel_for(tasks, run);
+  else
+    for (int64_t t = 0; t < tasks; t++) run(t);
 }
 
 void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q,

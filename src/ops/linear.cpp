@@ -1,25 +1,12 @@
 // Linear layers and embeddings.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
-
-// out (N, O) = inp (N, I) . weight (O, I)^T + bias
-void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
-                    int64_t O) {
-  if (N == 0 || O == 0) return;
-  if (bias) {
-#pragma omp parallel for if (N * O > kParallelMinWork)
-    for (int64_t n = 0; n < N; n++) std::memcpy(out + n * O, bias, size_t(O) * 4);
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(O), int(I), 1.f, inp, int(I), weight, int(I),
-              bias ? 1.f : 0.f, out, int(O));
-}
 
 void matmul_forward_ref(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
                         int64_t O) {
@@ -35,19 +22,17 @@ void matmul_forward_ref(float* out, const float* inp, const float* weight, const
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int64_t I, int64_t O) {
   if (N == 0 || O == 0 || I == 0) return;
-  if (dinp)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(I), int(O), 1.f, dout, int(O), weight, int(I),
-                1.f, dinp, int(I));
-  if (dweight)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(O), int(I), int(N), 1.f, dout, int(O), inp, int(I), 1.f,
-                dweight, int(I));
+  if (dinp) gemm(false, false, N, I, O, 1.f, dout, O, weight, I, 1.f, dinp, I);
+  if (dweight) gemm(true, false, O, I, N, 1.f, dout, O, inp, I, 1.f, dweight, I);
   if (dbias) {
-#pragma omp parallel for if (N * O > 65536)
-    for (int64_t o = 0; o < O; o++) {
-      float acc = 0;
-      for (int64_t n = 0; n < N; n++) acc += dout[n * O + o];
-      dbias[o] += acc;
-    }
+    const int64_t tasks = task_count(O, double(N), 16384.0), per = (O + tasks - 1) / tasks;
+    parallel_for(tasks, [&](int64_t t) {
+      for (int64_t o = t * per, e = std::min(O, o + per); o < e; o++) {
+        float acc = 0;
+        for (int64_t n = 0; n < N; n++) acc += dout[n * O + o];
+        dbias[o] += acc;
+      }
+    });
   }
 }
 
@@ -75,17 +60,6 @@ void matmul_backward_ref(float* dinp, float* dweight, float* dbias, const float*
     }
 }
 
-void linear_forward(float* out, const float* inp, const Tensor& weight, const float* bias, int64_t N) {
-  SEC_ASSERT(weight.ndim() == 2);
-  switch (weight.dtype()) {
-    case DType::F32:
-      matmul_forward(out, inp, weight.f32(), bias, N, weight.dim(1), weight.dim(0));
-      return;
-    default:
-      fail("linear_forward: weights stored as ", dtype_name(weight.dtype()), " are not supported");
-  }
-}
-
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Tensor& weight, int64_t N) {
   SEC_ASSERT(weight.ndim() == 2);
@@ -97,18 +71,18 @@ void embedding_forward(float* out, const int32_t* tokens, const float* table, in
   for (int64_t n = 0; n < N; n++) std::memcpy(out + n * C, table + int64_t(tokens[n]) * C, size_t(C) * 4);
 }
 
-// Parallel over the columns: every thread owns a slice of C, so repeated tokens never race.
+// Parallel over the columns: every task owns a slice of C, so repeated tokens never race.
 void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C) {
-  const int64_t block = 64;
-#pragma omp parallel for if (N * C > 65536)
-  for (int64_t c0 = 0; c0 < C; c0 += block) {
-    const int64_t c1 = std::min(C, c0 + block);
+  const int64_t block = 64, blocks = (C + block - 1) / block;
+  const int64_t tasks = N * C > 65536 ? blocks : 1, per = (blocks + tasks - 1) / tasks;
+  parallel_for(tasks, [&](int64_t t) {
+    const int64_t c0 = t * per * block, c1 = std::min(C, c0 + per * block);
     for (int64_t n = 0; n < N; n++) {
       float* d = dtable + int64_t(tokens[n]) * C;
       const float* g = dout + n * C;
       for (int64_t c = c0; c < c1; c++) d[c] += g[c];
     }
-  }
+  });
 }
 
 void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C) {
@@ -117,8 +91,12 @@ void embedding_backward_ref(float* dtable, const float* dout, const int32_t* tok
 }
 
 void add_inplace(float* x, const float* y, int64_t N) {
-#pragma omp parallel for simd if (N > kParallelMinWork)
-  for (int64_t i = 0; i < N; i++) x[i] += y[i];
+  const int64_t tasks = task_count(N, 1.0, double(kParallelMinWork)), per = (N + tasks - 1) / tasks;
+  parallel_for(tasks, [&](int64_t t) {
+    const int64_t e = std::min(N, (t + 1) * per);
+#pragma omp simd
+    for (int64_t i = t * per; i < e; i++) x[i] += y[i];
+  });
 }
 
 }  // namespace sec

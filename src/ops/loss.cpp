@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
@@ -19,12 +20,13 @@ double logsumexp(const float* x, int64_t V, float temp = 1.f) {
 }  // namespace
 
 void log_softmax_forward(float* out, const float* logits, int64_t N, int64_t V) {
-#pragma omp parallel for if (N * V > kParallelMinWork)
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = logits + n * V;
-    float lse = float(logsumexp(x, V));
-    for (int64_t i = 0; i < V; i++) out[n * V + i] = x[i] - lse;
-  }
+  parallel_ranges(N, double(V), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* x = logits + n * V;
+      float lse = float(logsumexp(x, V));
+      for (int64_t i = 0; i < V; i++) out[n * V + i] = x[i] - lse;
+    }
+  });
 }
 
 void log_softmax_forward_ref(float* out, const float* logits, int64_t N, int64_t V) {
@@ -37,15 +39,16 @@ void log_softmax_forward_ref(float* out, const float* logits, int64_t N, int64_t
 }
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
-#pragma omp parallel for if (N * V > kParallelMinWork)
-  for (int64_t n = 0; n < N; n++) {
-    if (targets[n] < 0) {
-      losses[n] = 0.f;
-      continue;
+  parallel_ranges(N, double(V), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      if (targets[n] < 0) {
+        losses[n] = 0.f;
+        continue;
+      }
+      const float* x = logits + n * V;
+      losses[n] = float(logsumexp(x, V) - double(x[targets[n]]));
     }
-    const float* x = logits + n * V;
-    losses[n] = float(logsumexp(x, V) - double(x[targets[n]]));
-  }
+  });
 }
 
 void cross_entropy_forward_ref(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
@@ -63,17 +66,18 @@ void cross_entropy_forward_ref(float* losses, const float* logits, const int32_t
 
 // KL(p || q) = sum_i p_i (log p_i - log q_i)
 void kl_div_forward(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp) {
-#pragma omp parallel for if (N * V > kParallelMinWork)
-  for (int64_t n = 0; n < N; n++) {
-    const float* a = p_logits + n * V;
-    const float* b = q_logits + n * V;
-    double lp = logsumexp(a, V, temp), lq = logsumexp(b, V, temp), acc = 0;
-    for (int64_t i = 0; i < V; i++) {
-      double log_p = double(a[i]) / temp - lp, log_q = double(b[i]) / temp - lq;
-      acc += std::exp(log_p) * (log_p - log_q);
+  parallel_ranges(N, double(V), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* a = p_logits + n * V;
+      const float* b = q_logits + n * V;
+      double lp = logsumexp(a, V, temp), lq = logsumexp(b, V, temp), acc = 0;
+      for (int64_t i = 0; i < V; i++) {
+        double log_p = double(a[i]) / temp - lp, log_q = double(b[i]) / temp - lq;
+        acc += std::exp(log_p) * (log_p - log_q);
+      }
+      kl[n] = float(std::max(acc, 0.0));  // rounding can make an exact 0 slightly negative
     }
-    kl[n] = float(std::max(acc, 0.0));  // rounding can make an exact 0 slightly negative
-  }
+  });
 }
 
 void kl_div_forward_ref(float* kl, const float* p_logits, const float* q_logits, int64_t N, int64_t V, float temp) {
@@ -99,15 +103,16 @@ void kl_div_forward_ref(float* kl, const float* p_logits, const float* q_logits,
 
 void cross_entropy_backward(float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
                             int64_t N, int64_t V) {
-#pragma omp parallel for
-  for (int64_t n = 0; n < N; n++) {
-    if (targets[n] < 0) continue;
-    const float* x = logits + n * V;
-    float* dx = dlogits + n * V;
-    const float lse = float(logsumexp(x, V)), dl = dlosses[n];
-    for (int64_t i = 0; i < V; i++) dx[i] += dl * std::exp(x[i] - lse);
-    dx[targets[n]] -= dl;
-  }
+  parallel_ranges(N, double(V), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      if (targets[n] < 0) continue;
+      const float* x = logits + n * V;
+      float* dx = dlogits + n * V;
+      const float lse = float(logsumexp(x, V)), dl = dlosses[n];
+      for (int64_t i = 0; i < V; i++) dx[i] += dl * std::exp(x[i] - lse);
+      dx[targets[n]] -= dl;
+    }
+  });
 }
 
 void cross_entropy_backward_ref(float* dlogits, const float* dlosses, const float* logits, const int32_t* targets,
@@ -127,18 +132,19 @@ void cross_entropy_backward_ref(float* dlogits, const float* dlosses, const floa
 // d KL(p || q) / d q_logits_i = (q_i - p_i) / temp (p fixed).
 void kl_div_backward(float* dq_logits, const float* dkl, const float* p_logits, const float* q_logits, int64_t N,
                      int64_t V, float temp) {
-#pragma omp parallel for
-  for (int64_t n = 0; n < N; n++) {
-    const float* a = p_logits + n * V;
-    const float* b = q_logits + n * V;
-    float* d = dq_logits + n * V;
-    const double lp = logsumexp(a, V, temp), lq = logsumexp(b, V, temp);
-    const float k = dkl[n] / temp;
-    for (int64_t i = 0; i < V; i++) {
-      float p = float(std::exp(double(a[i]) / temp - lp)), q = float(std::exp(double(b[i]) / temp - lq));
-      d[i] += k * (q - p);
+  parallel_ranges(N, double(V), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* a = p_logits + n * V;
+      const float* b = q_logits + n * V;
+      float* d = dq_logits + n * V;
+      const double lp = logsumexp(a, V, temp), lq = logsumexp(b, V, temp);
+      const float k = dkl[n] / temp;
+      for (int64_t i = 0; i < V; i++) {
+        float p = float(std::exp(double(a[i]) / temp - lp)), q = float(std::exp(double(b[i]) / temp - lq));
+        d[i] += k * (q - p);
+      }
     }
-  }
+  });
 }
 
 void kl_div_backward_ref(float* dq_logits, const float* dkl, const float* p_logits, const float* q_logits, int64_t N,

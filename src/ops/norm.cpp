@@ -1,6 +1,7 @@
 // RMSNorm.
 #include <cmath>
 
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
@@ -8,18 +9,19 @@ namespace sec {
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps,
                      int64_t mean_dim) {
   const double D = double(mean_dim > 0 ? mean_dim : C);
-#pragma omp parallel for if (N * C > kParallelMinWork)
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = inp + n * C;
-    float* y = out + n * C;
-    double ss = 0;  // accumulate in double: hidden states can be large
+  parallel_ranges(N, double(C), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* x = inp + n * C;
+      float* y = out + n * C;
+      double ss = 0;  // accumulate in double: hidden states can be large
 #pragma omp simd reduction(+ : ss)
-    for (int64_t i = 0; i < C; i++) ss += double(x[i]) * x[i];
-    float r = float(1.0 / std::sqrt(ss / D + eps));
+      for (int64_t i = 0; i < C; i++) ss += double(x[i]) * x[i];
+      float r = float(1.0 / std::sqrt(ss / D + eps));
 #pragma omp simd
-    for (int64_t i = 0; i < C; i++) y[i] = x[i] * r * weight[i];
-    if (rstd) rstd[n] = r;
-  }
+      for (int64_t i = 0; i < C; i++) y[i] = x[i] * r * weight[i];
+      if (rstd) rstd[n] = r;
+    }
+  });
 }
 
 void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C,
@@ -39,27 +41,29 @@ void rmsnorm_forward_ref(float* out, float* rstd, const float* inp, const float*
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                       const float* rstd, int64_t N, int64_t C, int64_t mean_dim) {
   const double D = double(mean_dim > 0 ? mean_dim : C);
-#pragma omp parallel for
-  for (int64_t n = 0; n < N; n++) {
-    const float* x = inp + n * C;
-    const float* dy = dout + n * C;
-    float* dx = dinp + n * C;
-    const float r = rstd[n];
-    double dot = 0;
+  parallel_ranges(N, double(C), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* x = inp + n * C;
+      const float* dy = dout + n * C;
+      float* dx = dinp + n * C;
+      const float r = rstd[n];
+      double dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t i = 0; i < C; i++) dot += double(dy[i]) * weight[i] * x[i];
-    const float k = float(dot * double(r) * r * r / D);
+      for (int64_t i = 0; i < C; i++) dot += double(dy[i]) * weight[i] * x[i];
+      const float k = float(dot * double(r) * r * r / D);
 #pragma omp simd
-    for (int64_t i = 0; i < C; i++) dx[i] += r * weight[i] * dy[i] - x[i] * k;
-  }
+      for (int64_t i = 0; i < C; i++) dx[i] += r * weight[i] * dy[i] - x[i] * k;
+    }
+  });
   if (dweight) {
     // Reduction over rows: parallel over columns.
-#pragma omp parallel for if (N * C > 65536)
-    for (int64_t i = 0; i < C; i++) {
-      float acc = 0;
-      for (int64_t n = 0; n < N; n++) acc += dout[n * C + i] * inp[n * C + i] * rstd[n];
-      dweight[i] += acc;
-    }
+    parallel_ranges(C, double(N), double(kParallelMinWork), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) {
+        float acc = 0;
+        for (int64_t n = 0; n < N; n++) acc += dout[n * C + i] * inp[n * C + i] * rstd[n];
+        dweight[i] += acc;
+      }
+    });
   }
 }
 

@@ -4,22 +4,44 @@
 // into gradient buffers with += (callers zero them), llm.c-style, with a `d` prefix for gradients.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "core/tensor.h"
 
 namespace sec {
 
-// Below this many elements an OpenMP parallel region costs more than it saves (token-by-token
+// Below this many elements a parallel job on the thread pool costs more than it saves (token-by-token
 // decoding of small models is all such calls).
 constexpr int64_t kParallelMinWork = 1 << 15;
 
 // ---- the linear entry point: every product with a model weight goes through these two ----------
 // out (N, O) = inp (N, I) . W^T + bias (O), with [O, I] = weight.shape(). Dispatches on how the
-// weight is stored, so a storage format or an ISA-specific kernel plugs in here and nowhere else.
+// weight is stored, so a storage format or an ISA-specific kernel plugs in here and nowhere else:
+//   F32         own packed GEMM (N > 4) or streaming GEMV (N <= 4), AVX-512 / AVX2 / scalar by cpuid
+//   BF16        the activations are rounded to bf16 (as AVX512_BF16's vdpbf16ps takes them, on every
+//               instruction set alike), the products are exact, the sums f32
+//   F16         weights converted exactly (F16C), activations f32
+//   F32_SPARSE  compressed bitmask + values (core/sparse.h); same result as the dense weight up to
+//               the order of the sums
+// Runs on the thread pool (core/threads.h); inside a parallel_for task it runs on that thread alone.
 void linear_forward(float* out, const float* inp, const Tensor& weight, const float* bias, int64_t N);
+// Scalar reference with double sums, for any storage (bf16: the activations rounded as above).
+void linear_forward_ref(float* out, const float* inp, const Tensor& weight, const float* bias, int64_t N);
 // Gradients of linear_forward (f32 weights only): dinp (N, I) +=, dweight (O, I) +=, dbias (O) +=.
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const Tensor& weight, int64_t N);
+
+// ---- GEMM on secateur's kernels and thread pool, row-major like cblas_sgemm(CblasRowMajor, ...) ----
+// C (M, N) = alpha * op(A) (M, K) . op(B) (K, N) + beta * C, op(X) = X^T when trans_x, leading
+// dimensions lda / ldb / ldc. beta == 0: C is not read (may hold NaN).
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+              const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// One line on the kernels in use: "kernels avx512: f32 gemm 12x32 (own, packed), ..." (with
+// cpu_summary() and threads_summary(): what `secateur info --system` / `bench` print).
+std::string kernels_summary();
 
 // ---- raw f32 linear: out (N, O) = inp (N, I) . weight (O, I)^T + bias (O) ----------------------
 void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,

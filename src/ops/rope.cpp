@@ -2,6 +2,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
@@ -10,11 +11,9 @@ namespace sec {
 // does the same).
 void rope_forward(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0) {
   const int64_t half = hd / 2;
-#pragma omp parallel if (B * T * H * hd > kParallelMinWork)
-  {
+  parallel_ranges(T, double(B * H * hd), double(kParallelMinWork), [&](int64_t t0, int64_t t1) {
     std::vector<float> cos_t(half), sin_t(half);
-#pragma omp for
-    for (int64_t t = 0; t < T; t++) {
+    for (int64_t t = t0; t < t1; t++) {
       for (int64_t i = 0; i < half; i++) {
         double a = double(pos0 + t) * double(inv_freq[i]);
         cos_t[i] = float(std::cos(a));
@@ -31,7 +30,7 @@ void rope_forward(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t
           }
         }
     }
-  }
+  });
 }
 
 void rope_forward_ref(float* x, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0) {
@@ -51,11 +50,9 @@ void rope_forward_ref(float* x, const float* inv_freq, int64_t B, int64_t T, int
 // Forward: (y0, y1) = R(a) (x0, x1). Backward: (dx0, dx1) = R(a)^T (dy0, dy1) = R(-a) (dy0, dy1).
 void rope_backward(float* dx, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0) {
   const int64_t half = hd / 2;
-#pragma omp parallel
-  {
+  parallel_ranges(T, double(B * H * hd), double(kParallelMinWork), [&](int64_t t0, int64_t t1) {
     std::vector<float> cos_t(half), sin_t(half);
-#pragma omp for
-    for (int64_t t = 0; t < T; t++) {
+    for (int64_t t = t0; t < t1; t++) {
       for (int64_t i = 0; i < half; i++) {
         double a = double(pos0 + t) * double(inv_freq[i]);
         cos_t[i] = float(std::cos(a));
@@ -72,7 +69,7 @@ void rope_backward(float* dx, const float* inv_freq, int64_t B, int64_t T, int64
           }
         }
     }
-  }
+  });
 }
 
 void rope_backward_ref(float* dx, const float* inv_freq, int64_t B, int64_t T, int64_t H, int64_t hd, int64_t pos0) {

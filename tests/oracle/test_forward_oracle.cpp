@@ -2,6 +2,9 @@
 // and the KV-cache decoding path against the full forward pass.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/random.h"
 #include "model/forward.h"
 #include "model/init.h"

@@ -1,0 +1,324 @@
+// The AVX-512 kernel family (F/BW/VL/DQ + FMA + F16C), compiled with those target flags only here
+// (CMakeLists.txt) and chosen at run time from cpuid (core/cpu.h). Rules of the family files: see
+// ops/kernels.h.
+//
+// GEMM micro-kernel: 12 rows x 32 columns of C in 24 zmm accumulators; per k one 32-float row of the
+// packed B panel (2 loads) and 12 broadcasts of packed A. The B panel (kc = 256 deep, 32 KB) stays
+// in L1 while the micro-kernel sweeps the tile's rows. Packing B from weight rows is a transpose
+// (16 x 16 blocks in registers); bf16 / f16 / sparse rows are expanded to f32 first.
+// GEMV: four weight rows at a time, 16 columns per step, each weight vector used for every x row.
+// Sparse rows: vexpandps places the next popcount(mask) packed values at the mask's lanes (the
+// register form after a plain 16-float load -- the values are padded so it may run past the end --
+// is several times faster than vexpandps from memory on Intel cores).
+// GCC 12 warns about the deliberately undefined pass-through operand inside its own intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "ops/kernel_common.h"
+
+namespace sec::kern {
+namespace {
+
+inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : n <= 0 ? 0 : __mmask16((1u << n) - 1); }
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// ---- weight row segments as f32 ------------------------------------------------------------------------
+// Row j, columns [k0, k0 + n) -> dst (n floats; k0 a multiple of 16).
+inline void fetch_row(float* dst, const BSrc& B, int64_t j, int64_t k0, int64_t n) {
+  switch (B.format) {
+    case WFormat::F32: {
+      const float* w = static_cast<const float*>(B.p) + j * B.ld + k0;
+      for (int64_t k = 0; k < n; k += 16) _mm512_storeu_ps(dst + k, _mm512_maskz_loadu_ps(tail16(n - k), w + k));
+      return;
+    }
+    case WFormat::BF16: {
+      const uint16_t* w = static_cast<const uint16_t*>(B.p) + j * B.ld + k0;
+      for (int64_t k = 0; k < n; k += 16) {
+        const __m256i h = _mm256_maskz_loadu_epi16(tail16(n - k), w + k);
+        _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+      }
+      return;
+    }
+    case WFormat::F16: {
+      const uint16_t* w = static_cast<const uint16_t*>(B.p) + j * B.ld + k0;
+      for (int64_t k = 0; k < n; k += 16)
+        _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail16(n - k), w + k)));
+      return;
+    }
+    case WFormat::Sparse: {
+      const uint8_t* m = B.mask + j * B.mask_stride + k0 / 8;
+      const float* v = B.values + B.row_off[j] + sparse_prefix(B, j, k0);
+      for (int64_t k = 0; k < n; k += 16) {
+        const __mmask16 mk = __mmask16(load_u16(m + k / 8) & tail16(n - k));
+        _mm512_storeu_ps(dst + k, _mm512_maskz_expand_ps(mk, _mm512_loadu_ps(v)));
+        v += __builtin_popcount(mk);
+      }
+      return;
+    }
+  }
+}
+
+// ---- 16 x 16 transpose: out[c] = column c of the rows r[0..15] ------------------------------------------
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // u[4i + q], 128-bit lane l: column 4l + q of rows 4i..4i+3.
+  for (int q = 0; q < 4; q++) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), w0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xdd);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xdd);
+    r[q] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[8 + q] = _mm512_shuffle_f32x4(v0, v1, 0xdd);
+    r[4 + q] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    r[12 + q] = _mm512_shuffle_f32x4(w0, w1, 0xdd);
+  }
+}
+
+template <int MR_>
+struct Avx512 {
+  static constexpr int MR = MR_, NR = 32, KC = 256;
+
+  static void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols, float alpha,
+                    float beta, const float* bias, bool first) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+      const __m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
+      const float* ak = a + k * MR;
+      _mm_prefetch(reinterpret_cast<const char*>(ak + 16 * MR), _MM_HINT_T0);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; r++) {
+        const __m512 ar = _mm512_set1_ps(ak[r]);
+        c0[r] = _mm512_fmadd_ps(ar, b0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(ar, b1, c1[r]);
+      }
+    }
+    const __mmask16 m0 = tail16(cols), m1 = tail16(cols - 16);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512 bias0 = first && bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = first && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      if (r >= rows) break;
+      float* cr = c + r * ldc;
+      __m512 v0 = c0[r], v1 = c1[r];
+      if (alpha != 1.f) v0 = _mm512_mul_ps(v0, va), v1 = _mm512_mul_ps(v1, va);
+      if (first) {
+        if (beta != 0.f) {
+          v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+          v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+        }
+        v0 = _mm512_add_ps(v0, bias0);
+        v1 = _mm512_add_ps(v1, bias1);
+      } else {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
+      }
+      _mm512_mask_storeu_ps(cr, m0, v0);
+      _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+  }
+
+  // dst [kc][32] = columns j0..j0+31 of B, K-rows k0..k0+kc.
+  static void pack_b_panel(float* dst, const BSrc& B, int64_t j0, int cols, int64_t k0, int64_t kc, float* stage) {
+    if (!B.weight) return pack_b_strided<NR>(dst, B, j0, cols, k0, kc);
+    const float* rows[NR];
+    for (int j = 0; j < NR; j++) {
+      if (j >= cols) {
+        rows[j] = nullptr;
+      } else if (B.format == WFormat::F32) {
+        rows[j] = static_cast<const float*>(B.p) + (j0 + j) * B.ld + k0;
+      } else {
+        fetch_row(stage + j * KC, B, j0 + j, k0, kc);
+        rows[j] = stage + j * KC;
+      }
+    }
+    for (int h = 0; h < 2; h++) {
+      for (int64_t k = 0; k < kc; k += 16) {
+        const __mmask16 mk = tail16(kc - k);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+          const float* src = rows[h * 16 + i];
+          if (src && k + 64 < kc) _mm_prefetch(reinterpret_cast<const char*>(src + k + 64), _MM_HINT_T0);
+          r[i] = src ? (mk == 0xffff ? _mm512_loadu_ps(src + k) : _mm512_maskz_loadu_ps(mk, src + k))
+                     : _mm512_setzero_ps();
+        }
+        transpose16(r);
+        const int64_t kn = kmin(16, kc - k);
+        for (int i = 0; i < kn; i++) _mm512_store_ps(dst + (k + i) * NR + h * 16, r[i]);
+      }
+    }
+  }
+};
+
+using Gemm = Avx512<14>;  // 12 x 32 measured as fast as 14 x 32 (bench/bench_gemm), less register pressure
+
+// bf16 rounding of 16 floats (nearest, ties to even; NaN stays NaN), as f32.
+inline __m512 round_bf16_16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x400000));
+  return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(int(0xffff0000u))));
+}
+
+// Panel p of packed A (layout: kernels.h). Row-major A: 16 x 16 blocks transposed in registers.
+void pack_a(float* Ap, const ASrc& a, int64_t panels, int64_t p, int64_t m0, int64_t rows, int64_t K) {
+  constexpr int MR = Gemm::MR, KC = Gemm::KC;
+  if (a.cs != 1) return pack_a_generic<MR, KC>(Ap, a, panels, p, m0, rows, K);
+  const __mmask16 lanes = __mmask16((1u << MR) - 1);
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = kmin(KC, K - pc);
+    float* dst = Ap + pc * panels * MR + p * kc * MR;
+    for (int64_t k = 0; k < kc; k += 16) {
+      const __mmask16 mk = tail16(kc - k);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++) {
+        r[i] = i < rows ? _mm512_maskz_loadu_ps(mk, a.p + (m0 + i) * a.rs + pc + k) : _mm512_setzero_ps();
+        if (a.round_bf16) r[i] = round_bf16_16(r[i]);
+      }
+      transpose16(r);
+      for (int64_t c = 0, e = kmin(16, kc - k); c < e; c++) _mm512_mask_storeu_ps(dst + (k + c) * MR, lanes, r[c]);
+    }
+  }
+}
+
+// ---- GEMV ----------------------------------------------------------------------------------------------
+// Weight row o's 16 values at columns [k, k + 16) as f32 (dense formats; lanes past K are zero).
+template <WFormat F>
+inline __m512 wvec(const BSrc& W, int64_t o, int64_t k, __mmask16 mk) {
+  if constexpr (F == WFormat::F32) {
+    return _mm512_maskz_loadu_ps(mk, static_cast<const float*>(W.p) + o * W.ld + k);
+  } else if constexpr (F == WFormat::BF16) {
+    const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.p) + o * W.ld + k);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(W.p) + o * W.ld + k));
+  }
+}
+
+// R weight rows from o, NX rows of x: out[n][o + r] = x[n] . W[o + r] + bias.
+// Software prefetch this many elements ahead in each weight row (4 KB of f32, 2 KB of bf16 / f16 /
+// packed sparse values): a bf16 row of 2048 is a single 4 KB page, which the hardware prefetcher
+// must find again for every row; measured +5-15% of bandwidth for bf16 and sparse (bench_gemv).
+constexpr int64_t kPf = 1024;
+
+template <WFormat F, int R, int NX>
+void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o,
+                const float* bias) {
+  __m512 acc[R][NX];
+  for (int r = 0; r < R; r++)
+    for (int n = 0; n < NX; n++) acc[r][n] = _mm512_setzero_ps();
+  const float* vals[R];
+  const uint8_t* masks[R];
+  if constexpr (F == WFormat::Sparse)
+    for (int r = 0; r < R; r++) {
+      vals[r] = W.values + W.row_off[o + r];
+      masks[r] = W.mask + (o + r) * W.mask_stride;
+    }
+  // Full groups of 16 columns without masks (a masked load costs an extra uop), then the tail.
+  auto step = [&](int64_t k, __mmask16 mk, bool full) {
+    __m512 xv[NX];
+    for (int n = 0; n < NX; n++)
+      xv[n] = full ? _mm512_loadu_ps(x + n * ldx + k) : _mm512_maskz_loadu_ps(mk, x + n * ldx + k);
+    for (int r = 0; r < R; r++) {
+      __m512 w;
+      if constexpr (F == WFormat::Sparse)
+        _mm_prefetch(reinterpret_cast<const char*>(vals[r] + kPf / 2), _MM_HINT_T0);
+      else
+        _mm_prefetch(static_cast<const char*>(W.p) + ((o + r) * W.ld + k + kPf) * (F == WFormat::F32 ? 4 : 2),
+                     _MM_HINT_T0);
+      if constexpr (F == WFormat::Sparse) {
+        const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);  // mask bits past K are 0
+        w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));         // register form: faster than from memory
+        vals[r] += __builtin_popcount(m);
+      } else if constexpr (F == WFormat::F32) {
+        const float* p = static_cast<const float*>(W.p) + (o + r) * W.ld + k;
+        w = full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk, p);
+      } else {
+        w = wvec<F>(W, o + r, k, mk);
+      }
+      for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(w, xv[n], acc[r][n]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) step(k, 0xffff, true);
+  if (k < K) step(k, tail16(K - k), false);
+  for (int r = 0; r < R; r++)
+    for (int n = 0; n < NX; n++) out[n * ldo + o + r] = _mm512_reduce_add_ps(acc[r][n]) + (bias ? bias[o + r] : 0.f);
+}
+
+template <WFormat F, int NX>
+void gemv_rows(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o0, int64_t o1,
+               const float* bias) {
+  int64_t o = o0;
+  for (; o + 4 <= o1; o += 4) gemv_block<F, 4, NX>(out, ldo, x, ldx, W, K, o, bias);
+  for (; o < o1; o++) gemv_block<F, 1, NX>(out, ldo, x, ldx, W, K, o, bias);
+}
+
+template <WFormat F>
+void gemv_format(float* out, int64_t ldo, const float* x, int64_t ldx, int64_t N, const BSrc& W, int64_t K, int64_t o0,
+                 int64_t o1, const float* bias) {
+  for (int64_t n = 0; n < N; n += 4) {
+    const float* xn = x + n * ldx;
+    float* on = out + n * ldo;
+    switch (kmin(4, N - n)) {
+      case 1:
+        gemv_rows<F, 1>(on, ldo, xn, ldx, W, K, o0, o1, bias);
+        break;
+      case 2:
+        gemv_rows<F, 2>(on, ldo, xn, ldx, W, K, o0, o1, bias);
+        break;
+      case 3:
+        gemv_rows<F, 3>(on, ldo, xn, ldx, W, K, o0, o1, bias);
+        break;
+      default:
+        gemv_rows<F, 4>(on, ldo, xn, ldx, W, K, o0, o1, bias);
+        break;
+    }
+  }
+}
+
+void gemv(float* out, int64_t ldo, const void* xv, int64_t ldx, int64_t N, const BSrc& W, int64_t K, int64_t o0,
+          int64_t o1, const float* bias) {
+  const float* x = static_cast<const float*>(xv);
+  switch (W.format) {
+    case WFormat::F32:
+      return gemv_format<WFormat::F32>(out, ldo, x, ldx, N, W, K, o0, o1, bias);
+    case WFormat::BF16:
+      return gemv_format<WFormat::BF16>(out, ldo, x, ldx, N, W, K, o0, o1, bias);
+    case WFormat::F16:
+      return gemv_format<WFormat::F16>(out, ldo, x, ldx, N, W, K, o0, o1, bias);
+    case WFormat::Sparse:
+      return gemv_format<WFormat::Sparse>(out, ldo, x, ldx, N, W, K, o0, o1, bias);
+  }
+}
+
+}  // namespace
+
+const Family& family_avx512() {
+  static const Family f{"avx512", Gemm::MR, Gemm::NR, Gemm::KC, pack_a, gemm_tile_t<Gemm>, scratch_floats_t<Gemm>,
+                        gemv,     false};
+  return f;
+}
+
+}  // namespace sec::kern
