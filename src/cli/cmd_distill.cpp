@@ -22,15 +22,15 @@ void run_distill(const DistillArgs& a) {
   SEC_CHECK(!(a.lora && a.full), "--lora and --full exclude each other");
   // Output mistakes fail now, not after the training.
   output_save_options(a.out, DType::F32);
-  const bool adapter_only = a.lora && !a.merge;
-  SEC_CHECK(!adapter_only || (a.out.to.empty() && !names_gguf(a.out.path)), "the adapter alone is written as a PEFT ",
-            "directory; ", a.out.path, " names a GGUF file (add --merge to write the whole model)");
+  if (a.lora && !a.merge) check_adapter_output(a.out);
   LoadOptions lo;
   lo.require_tokenizer = true;
   Model student = load_model(a.student, lo);
   Model teacher = load_model(a.teacher);
-  TrainData d = load_train_data(a.t, *student.tokenizer);
-  TrainerOptions o = trainer_options(a.t, "distill");
+  TrainArgs t = a.t;
+  t.seqlen = resolve_train_seqlen(t, {&student, &teacher});
+  TrainData d = load_train_data(t, *student.tokenizer);
+  TrainerOptions o = trainer_options(t, "distill");
   o.teacher = &teacher;
   o.kd_temp = a.kd_temp;
   o.hidden = parse_hidden_loss(a.hidden_loss);
@@ -49,7 +49,10 @@ void run_distill(const DistillArgs& a) {
   TrainResult r = train(student, lora.get(), d.train, d.eval, o);
   std::string written;
   if (lora && !a.merge) {
+    CommitGroup outputs;  // the adapter's files appear together, or none (nor the directory)
+    create_output_directory(a.out.path);
     lora->save_peft(a.out.path, student.source.path);
+    outputs.commit();
     written = "adapter";
   } else {
     if (lora) lora->merge_into(student, a.merge_fill);
@@ -59,7 +62,7 @@ void run_distill(const DistillArgs& a) {
     save_model(student, a.out.path, output_save_options(a.out, student.source.file_dtype));
     written = "model";
   }
-  print_train_result(a.t, "distill", r, a.out.path, written);
+  print_train_result(t, "distill", r, a.out.path, written);
 }
 
 CommandRegistration reg(

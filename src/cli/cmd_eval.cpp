@@ -8,6 +8,7 @@
 
 #include "calib/dataset.h"
 #include "cli/command.h"
+#include "cli/context.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/perplexity.h"
@@ -21,7 +22,7 @@ namespace {
 struct EvalArgs {
   std::string model, tokenizer, ppl, ref, protocol = "papers", tasks, data_dir, doc_separator = " ";
   int64_t seqlen = 2048, max_windows = -1, batch = 1, limit = -1, max_documents = -1, task_batch = 8;
-  bool json = false, task_bos = false;
+  bool json = false, task_bos = false, allow_long_context = false, seqlen_given = false;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -49,7 +50,9 @@ ReportJson run_ppl(const EvalArgs& a, const Model& m, const Model* ref) {
   std::vector<int32_t> stream = tokenize_text(*m.tokenizer, text, bos >= 0);
   PplOptions po;
   po.protocol = parse_ppl_protocol(a.protocol);
-  po.seqlen = a.seqlen;
+  std::vector<const Model*> models = {&m};
+  if (ref) models.push_back(ref);
+  po.seqlen = resolve_seqlen(a.seqlen_given, a.seqlen, a.allow_long_context, models);
   po.max_windows = a.max_windows;
   po.batch = a.batch;
   log_info("perplexity: ", a.ppl, " (", stream.size(), " tokens), protocol ", ppl_protocol_name(po.protocol),
@@ -195,7 +198,9 @@ CommandRegistration reg(
        auto a = std::make_shared<EvalArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
        app.add_option("--ppl", a->ppl, "Perplexity text: plain text, or JSONL with a \"text\" field");
-       app.add_option("--seqlen", a->seqlen, "Window length in tokens")->capture_default_str();
+       auto* seqlen = app.add_option("--seqlen", a->seqlen,
+                                     "Window length in tokens (default: 2048, or the model's context if shorter)");
+       add_long_context_option(app, a->allow_long_context);
        app.add_option("--max-windows", a->max_windows, "Evaluate only the first N windows (-1: all)")
            ->capture_default_str();
        app.add_option("--batch", a->batch, "Windows per forward pass")->capture_default_str();
@@ -220,7 +225,10 @@ CommandRegistration reg(
        app.add_flag("--task-bos", a->task_bos, "Zero-shot: prepend BOS to every request (lm-eval 0.4 does not)");
        app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
        app.add_flag("--json", a->json, "Print a JSON report (the whole protocol) instead of tables");
-       app.callback([a] { run_eval(*a); });
+       app.callback([a, seqlen] {
+         a->seqlen_given = seqlen->count() > 0;
+         run_eval(*a);
+       });
      }});
 
 }  // namespace

@@ -22,23 +22,26 @@ struct FinetuneArgs {
 void run_finetune(const FinetuneArgs& a) {
   // Output mistakes fail now, not after the training.
   output_save_options(a.out, DType::F32);
-  const bool adapter_only = !a.full && !a.merge;
-  SEC_CHECK(!adapter_only || (a.out.to.empty() && !names_gguf(a.out.path)), "the adapter alone is written as a PEFT ",
-            "directory; ", a.out.path, " names a GGUF file (add --merge to write the whole model)");
+  if (!a.full && !a.merge) check_adapter_output(a.out);
   LoadOptions lo;
   lo.require_tokenizer = true;
   Model m = load_model(a.model, lo);
-  TrainData d = load_train_data(a.t, *m.tokenizer);
-  TrainerOptions o = trainer_options(a.t, "finetune");
+  TrainArgs t = a.t;
+  t.seqlen = resolve_train_seqlen(t, {&m});
+  TrainData d = load_train_data(t, *m.tokenizer);
+  TrainerOptions o = trainer_options(t, "finetune");
   std::unique_ptr<LoraAdapters> lora;
   if (!a.full) lora = make_lora(a.t, m, a.merge_fill);
   log_info("finetune: ", a.full ? "full fine-tuning" : lora_summary(*lora), "; ", d.train.size(), " samples of ",
-           a.t.seqlen, " tokens, batch ", a.t.batch, " (micro ", a.t.micro_batch, "), lr ", a.t.lr, ", ", a.t.epochs,
+           t.seqlen, " tokens, batch ", a.t.batch, " (micro ", a.t.micro_batch, "), lr ", a.t.lr, ", ", a.t.epochs,
            " epochs");
   TrainResult r = train(m, lora.get(), d.train, d.eval, o);
   std::string written;
   if (lora && !a.merge) {
+    CommitGroup outputs;  // the adapter's files appear together, or none (nor the directory)
+    create_output_directory(a.out.path);
     lora->save_peft(a.out.path, m.source.path);
+    outputs.commit();
     written = "adapter";
   } else {
     if (lora) lora->merge_into(m, a.merge_fill);
@@ -47,7 +50,7 @@ void run_finetune(const FinetuneArgs& a) {
     save_model(m, a.out.path, output_save_options(a.out, m.source.file_dtype));
     written = "model";
   }
-  print_train_result(a.t, "finetune", r, a.out.path, written);
+  print_train_result(t, "finetune", r, a.out.path, written);
 }
 
 CommandRegistration reg(

@@ -8,6 +8,7 @@
 
 #include "calib/sampling.h"
 #include "cli/command.h"
+#include "cli/context.h"
 #include "cli/output.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -21,7 +22,7 @@ struct PruneArgs {
   std::string model, method = "wanda", nm, calib, report, tokenizer, skip;
   OutputArgs out;
   double sparsity = 0.5;
-  bool owl = false, per_row = false, json = false;
+  bool owl = false, per_row = false, json = false, allow_long_context = false;
   double owl_m = 5.0, owl_lambda = 0.08, percdamp = 0.01;
   int blocksize = 128;
   int64_t nsamples = 0, seqlen = 0, batch = 1;  // 0: the method's default
@@ -173,7 +174,6 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   const bool calibrated = needs_calibration(o);
   SEC_CHECK(!calibrated || !a.calib.empty(), "--method ", a.method, " needs calibration data: --calib FILE");
   const int64_t nsamples = a.nsamples > 0 ? a.nsamples : info.nsamples;
-  const int64_t seqlen = a.seqlen > 0 ? a.seqlen : info.seqlen;
 
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
@@ -182,6 +182,8 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   const SaveOptions so = output_save_options(a.out, m.source.file_dtype);
   CalibSamples samples;
   if (calibrated) {
+    const int64_t seqlen =
+        resolve_seqlen(a.seqlen > 0, a.seqlen > 0 ? a.seqlen : info.seqlen, a.allow_long_context, {&m});
     SamplingOptions sopt;
     sopt.nsamples = nsamples;
     sopt.seqlen = seqlen;
@@ -195,11 +197,13 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   const Config before = m.config;
   PruneReport rep = prune_model(m, o, calibrated ? &samples : nullptr);
   set_prune_provenance(m.config, rep);
-  save_model(m, a.out.path, so);
   const std::string report_path = a.report.empty() ? a.out.path + ".report.json" : a.report;
   nlohmann::ordered_json j = rep.to_json();
   j["output"] = {{"path", a.out.path}, {"format", model_format_name(so.format)}, {"dtype", dtype_name(so.dtype)}};
+  CommitGroup outputs;  // the model and its report appear together, or neither does
+  save_model(m, a.out.path, so);
   write_file_atomic(report_path, j.dump(2) + "\n");
+  outputs.commit();
   log_info("wrote ", a.out.path, " and ", report_path);
   if (a.json)
     std::cout << j.dump(2) << "\n";
@@ -215,8 +219,9 @@ std::string method_list() {
 
 CommandRegistration reg(
     {"prune",
-     "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner, Minitron, SliceGPT)", 40,
-     [](CLI::App& app) {
+     "Prune a model: unstructured / N:M (magnitude, Wanda, SparseGPT, OWL) or structured (LLM-Pruner, Minitron, "
+     "SliceGPT)",
+     40, [](CLI::App& app) {
        auto a = std::make_shared<PruneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
        add_output_options(app, a->out, "Output model");
@@ -226,6 +231,7 @@ CommandRegistration reg(
                       "Calibration windows (default: the method's, 128 for wanda/sparsegpt, 10 for llm-pruner)");
        app.add_option("--seqlen", a->seqlen,
                       "Tokens per window (default: the method's, 2048 for wanda/sparsegpt, 64 for llm-pruner)");
+       add_long_context_option(app, a->allow_long_context);
        app.add_option("--seed", a->seed, "Sampling seed (and the seed of --importance random)")->capture_default_str();
        app.add_option("--batch", a->batch, "Calibration samples per forward/backward call")->capture_default_str();
        // unstructured

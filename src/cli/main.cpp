@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "core/threads.h"
 
@@ -15,6 +16,8 @@ std::vector<CommandSpec>& command_registry() {
 }  // namespace sec
 
 int main(int argc, char** argv) {
+  // SIGINT / SIGTERM / SIGHUP remove the temporary files of unfinished outputs and exit 128 + signal.
+  sec::install_interrupt_cleanup();
   CLI::App app{"secateur " SECATEUR_VERSION
                " - make Llama-family language models smaller and faster by pruning them, and keep them good"};
   app.set_version_flag("--version", "secateur " SECATEUR_VERSION);

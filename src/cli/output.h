@@ -1,7 +1,7 @@
 // The one output rule of every command that writes a model (prune, finetune --merge, distill,
 // convert, init): a name ending in .gguf is a GGUF file, anything else a Hugging Face directory;
 // --to overrides the name, and a --to that contradicts a .gguf name is an error. Each option is
-// declared here once.
+// declared here once. (Tests: tests/model/test_cli_outputs.cpp.)
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
@@ -39,6 +39,17 @@ inline SaveOptions output_save_options(const OutputArgs& o, DType input_dtype) {
   }
   so.dtype = o.dtype.empty() ? input_dtype : parse_dtype(o.dtype);
   return so;
+}
+
+// finetune / distill with LoRA and no --merge write the adapter alone: always a PEFT directory
+// (adapter_config.json + adapter_model.safetensors), so a .gguf name or any --to is a mistake.
+inline void check_adapter_output(const OutputArgs& o) {
+  SEC_CHECK(!names_gguf(o.path), "the adapter alone is written as a PEFT directory; ", o.path,
+            " names a GGUF file (add --merge to write the whole model)");
+  SEC_CHECK(o.to.empty(), "--to ", o.to, " applies to whole models; the adapter alone is always a PEFT directory ",
+            "(add --merge to write the whole model as ", o.to, ")");
+  SEC_CHECK(o.dtype.empty(), "--dtype applies to whole models; the adapter is stored as f32 (add --merge to write ",
+            "the whole model)");
 }
 
 }  // namespace sec

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "calib/dataset.h"
+#include "cli/context.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "train/data.h"
@@ -21,7 +22,8 @@ struct TrainArgs {
   float alpha = 16.f, dropout = 0.05f, lr = 1e-4f, min_lr = 0.f, weight_decay = 0.f, clip = 1.f;
   int64_t warmup = -1, max_steps = -1, eval_every = 0, eval_samples = 64, checkpoint_every = 0;
   uint64_t seed = 0;
-  bool recompute = false, resume = false, json = false;
+  bool recompute = false, resume = false, json = false, allow_long_context = false;
+  const CLI::Option* seqlen_option = nullptr;  // to tell a given --seqlen from the default
 };
 
 inline void add_train_options(CLI::App& app, TrainArgs& t) {
@@ -43,7 +45,10 @@ inline void add_train_options(CLI::App& app, TrainArgs& t) {
   app.add_option("--batch", t.batch, "Sequences per optimizer step")->capture_default_str();
   app.add_option("--micro-batch", t.micro_batch, "Sequences per forward/backward (gradient accumulation)")
       ->capture_default_str();
-  app.add_option("--seqlen", t.seqlen, "Tokens per training sequence")->capture_default_str();
+  t.seqlen_option = app.add_option("--seqlen", t.seqlen,
+                                   "Tokens per training sequence (the model's context if shorter than the default)")
+                        ->capture_default_str();
+  add_long_context_option(app, t.allow_long_context);
   app.add_option("--seed", t.seed, "Seed (data order, LoRA init, dropout)")->capture_default_str();
   app.add_option("--eval-every", t.eval_every, "Eval loss every N steps (0: at start and end only)")
       ->capture_default_str();
@@ -60,6 +65,11 @@ struct TrainData {
   std::vector<TrainSample> train, eval;
   std::string sha256;
 };
+
+// The training sequence length, checked against the context of the models trained / read.
+inline int resolve_train_seqlen(const TrainArgs& t, const std::vector<const Model*>& models) {
+  return int(resolve_seqlen(t.seqlen_option && t.seqlen_option->count() > 0, t.seqlen, t.allow_long_context, models));
+}
 
 inline TrainData load_train_data(const TrainArgs& t, const Tokenizer& tok) {
   TrainData d;

@@ -1,20 +1,25 @@
 #include "core/file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <vector>
 
 #include "core/error.h"
 
 namespace sec {
+
+namespace fs = std::filesystem;
 
 // Opens a regular file for reading; its size in *size. Throws Error naming the file.
 static int open_regular_file(const std::string& path, size_t* size) {
@@ -75,17 +80,177 @@ bool is_directory(const std::string& path) {
   return std::filesystem::is_directory(path, ec);
 }
 
+// ---- Interrupt cleanup -------------------------------------------------------------------------
+// A fixed table of the paths to remove if the process is interrupted: temporary files of live
+// AtomicFiles and of a pending CommitGroup, and the directories a CommitGroup created. The signal
+// handler reads it without locks (a slot's path is written before its kind is published).
+namespace {
+
+enum SlotKind : int { kFree = 0, kTempFile = 1, kCreatedDir = 2 };
+constexpr int kSlots = 64;
+constexpr size_t kMaxPath = 4096;
+struct CleanupSlot {
+  std::atomic<int> kind{kFree};
+  char path[kMaxPath];
+};
+CleanupSlot g_slots[kSlots];
+std::mutex g_slots_mutex;  // registration only; the handler never locks
+static_assert(std::atomic<int>::is_always_lock_free);
+
+// The slot, or -1 when the table is full or the path too long (then the path is still removed on
+// errors, only not by the signal handler).
+int register_cleanup(const std::string& path, SlotKind kind) {
+  if (path.size() >= kMaxPath) return -1;
+  std::lock_guard<std::mutex> lock(g_slots_mutex);
+  for (int i = 0; i < kSlots; i++) {
+    if (g_slots[i].kind.load(std::memory_order_acquire) != kFree) continue;
+    std::memcpy(g_slots[i].path, path.c_str(), path.size() + 1);
+    g_slots[i].kind.store(kind, std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void unregister_cleanup(int slot) {
+  if (slot >= 0) g_slots[slot].kind.store(kFree, std::memory_order_release);
+}
+
+void write_stderr(const char* s) {
+  size_t n = std::strlen(s);
+  while (n > 0) {
+    ssize_t w = ::write(2, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= size_t(w);
+  }
+}
+
+extern "C" void on_interrupt(int sig) {
+  for (auto& slot : g_slots)
+    if (slot.kind.load(std::memory_order_acquire) == kTempFile) ::unlink(slot.path);
+  // Created directories, innermost first: repeat while some rmdir succeeds (only empty ones go).
+  for (int pass = 0; pass < 16; pass++) {
+    bool removed = false;
+    for (auto& slot : g_slots)
+      if (slot.kind.load(std::memory_order_acquire) == kCreatedDir && ::rmdir(slot.path) == 0) removed = true;
+    if (!removed) break;
+  }
+  write_stderr(sig == SIGINT    ? "\nsecateur: interrupted (SIGINT); no output was written\n"
+               : sig == SIGTERM ? "\nsecateur: terminated (SIGTERM); no output was written\n"
+                                : "\nsecateur: hung up (SIGHUP); no output was written\n");
+  ::_exit(128 + sig);
+}
+
+// The pending files and created directories of the live CommitGroups (main thread only).
+struct PendingFile {
+  std::string temp, target;
+  int slot;
+};
+struct CreatedDir {
+  std::string path;
+  int slot;
+};
+struct GroupState {
+  int depth = 0;
+  std::vector<PendingFile> files;
+  std::vector<CreatedDir> dirs;
+};
+GroupState g_group;
+
+// Removes the pending files and created directories from these indices on.
+void roll_back(size_t first_file, size_t first_dir) {
+  for (size_t i = first_file; i < g_group.files.size(); i++) {
+    std::remove(g_group.files[i].temp.c_str());
+    unregister_cleanup(g_group.files[i].slot);
+  }
+  g_group.files.resize(std::min(first_file, g_group.files.size()));
+  for (size_t i = g_group.dirs.size(); i > first_dir; i--) {
+    ::rmdir(g_group.dirs[i - 1].path.c_str());  // only when empty: a failure is harmless
+    unregister_cleanup(g_group.dirs[i - 1].slot);
+  }
+  g_group.dirs.resize(std::min(first_dir, g_group.dirs.size()));
+}
+
+}  // namespace
+
+void install_interrupt_cleanup() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sa.sa_mask, s);  // one handler run at a time
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(s, &sa, nullptr);
+}
+
+CommitGroup::CommitGroup() {
+  first_file_ = g_group.files.size();
+  first_dir_ = g_group.dirs.size();
+  g_group.depth++;
+}
+
+CommitGroup::~CommitGroup() {
+  g_group.depth--;
+  if (!done_) roll_back(first_file_, first_dir_);
+}
+
+void CommitGroup::commit() {
+  SEC_ASSERT(!done_);
+  done_ = true;
+  if (g_group.depth > 1) return;  // the outermost group renames
+  for (size_t i = 0; i < g_group.files.size(); i++) {
+    const PendingFile& f = g_group.files[i];
+    if (std::rename(f.temp.c_str(), f.target.c_str()) != 0) {
+      std::string why = std::strerror(errno);
+      unregister_cleanup(f.slot);
+      std::remove(f.temp.c_str());
+      roll_back(i + 1, g_group.dirs.size());
+      g_group.files.clear();
+      for (const auto& d : g_group.dirs) unregister_cleanup(d.slot);
+      g_group.dirs.clear();
+      fail(f.target, ": cannot finish writing: ", why);
+    }
+    unregister_cleanup(f.slot);
+  }
+  g_group.files.clear();
+  for (const auto& d : g_group.dirs) unregister_cleanup(d.slot);
+  g_group.dirs.clear();
+}
+
+void create_output_directory(const std::string& dir) {
+  if (is_directory(dir)) return;
+  fs::path p = fs::path(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "out/" -> "out"
+  std::vector<std::string> missing;            // innermost first
+  std::error_code ec;
+  for (fs::path q = p; !q.empty() && !fs::exists(q, ec); q = q.parent_path()) {
+    missing.push_back(q.string());
+    if (q == q.parent_path()) break;
+  }
+  if (g_group.depth > 0)  // listed before they exist, so an interruption in between misses none
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it)
+      g_group.dirs.push_back({*it, register_cleanup(*it, kCreatedDir)});
+  fs::create_directories(p, ec);
+  SEC_CHECK(is_directory(dir), dir,
+            ": cannot create the output directory: ", ec ? ec.message() : std::string("a file of that name exists"));
+}
+
 AtomicFile::AtomicFile(const std::string& target) : target_(target) {
   std::random_device rd;
   temp_ = target + ".tmp." + std::to_string(rd() % 1000000);
+  slot_ = register_cleanup(temp_, kTempFile);  // before the file exists: an interruption misses nothing
   f_ = std::fopen(temp_.c_str(), "wb");
-  SEC_CHECK(f_ != nullptr, target, ": cannot write: ", std::strerror(errno));
+  if (!f_) {
+    int err = errno;
+    unregister_cleanup(slot_);
+    fail(target, ": cannot write: ", std::strerror(err));
+  }
 }
 
 AtomicFile::~AtomicFile() {
   if (f_) {
     std::fclose(f_);
     std::remove(temp_.c_str());
+    unregister_cleanup(slot_);
   }
 }
 
@@ -109,11 +274,17 @@ void AtomicFile::commit() {
   bool ok = std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0;
   ok = (std::fclose(f_) == 0) && ok;
   f_ = nullptr;
+  if (ok && g_group.depth > 0) {  // renamed by the group, with the others
+    g_group.files.push_back({temp_, target_, slot_});
+    return;
+  }
   if (!ok || std::rename(temp_.c_str(), target_.c_str()) != 0) {
     std::string why = std::strerror(errno);
     std::remove(temp_.c_str());
+    unregister_cleanup(slot_);
     fail(target_, ": cannot finish writing: ", why);
   }
+  unregister_cleanup(slot_);
 }
 
 void write_file_atomic(const std::string& path, std::string_view content) {

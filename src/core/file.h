@@ -45,7 +45,9 @@ bool is_directory(const std::string& path);
 
 // Writes to "<target>.tmp.XXXX" in the target's directory; commit() flushes and renames over the
 // target. If destroyed without commit() (error, exception) the temporary file is removed, so an
-// interrupted write never leaves a half-written output.
+// interrupted write never leaves a half-written output. While it exists, the temporary file is also
+// listed for install_interrupt_cleanup()'s signal handler. Inside a CommitGroup, commit() only
+// finishes the file and the group renames it with the others.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& target);
@@ -62,10 +64,39 @@ class AtomicFile {
   std::string target_, temp_;
   std::FILE* f_ = nullptr;
   uint64_t written_ = 0;
+  int slot_ = -1;  // the temporary file's entry in the interrupt-cleanup table
 };
 
 // Writes a whole string atomically.
 void write_file_atomic(const std::string& path, std::string_view content);
+
+// Several outputs that appear together or not at all (an HF directory's files, a model and its
+// report). While a group is alive, AtomicFile::commit() writes, flushes and closes its temporary
+// file but leaves it in place; commit() then renames every file of the group. Destroyed without
+// commit() (an error), the group removes its temporary files and the directories it created. A
+// group made while another is alive joins it: only the outermost one renames. Main thread only.
+class CommitGroup {
+ public:
+  CommitGroup();
+  ~CommitGroup();
+  CommitGroup(const CommitGroup&) = delete;
+  CommitGroup& operator=(const CommitGroup&) = delete;
+  void commit();
+
+ private:
+  size_t first_file_ = 0, first_dir_ = 0;  // this group's share of the pending lists
+  bool done_ = false;
+};
+
+// Creates the directory (and its missing parents). The ones it creates are removed again, if still
+// empty, when an enclosing CommitGroup fails or the process is interrupted before the group commits.
+void create_output_directory(const std::string& dir);
+
+// Installs SIGINT / SIGTERM / SIGHUP handlers that remove every temporary file an AtomicFile or a
+// CommitGroup owns (and the empty directories a CommitGroup created), print one line on stderr and
+// exit with status 128 + signal number. Async-signal-safe: the handler only walks a static table
+// of paths with unlink() / rmdir() / write() / _exit().
+void install_interrupt_cleanup();
 
 // SHA-256, hex encoded. sha256_file streams the file with read() (no mapping, so hashing a
 // multi-GB model adds nothing to the RSS).

@@ -116,6 +116,19 @@ void score_rows(const float* q_logits, const float* p_logits, const int32_t* tar
   }
 }
 
+// Advances the progress line after every block of a forward pass, so that one long window (or
+// batch) still shows progress: `passes` forwards (the model, and the reference) per batch of
+// windows, each block worth an equal share of the batch's tokens.
+struct BlockProgress : Tap {
+  Progress* progress = nullptr;
+  int64_t base = 0, tokens = 0;  // tokens done before this batch, and in it
+  int pass = 0, passes = 1, layers = 1;
+  bool wants(TapPoint point, int layer) const override { return point == TapPoint::BlockOutput; }
+  void observe(TapPoint, int layer, const TapData&) override {
+    progress->update(base + tokens * (int64_t(pass) * layers + layer + 1) / (int64_t(passes) * layers));
+  }
+};
+
 }  // namespace
 
 PplResult evaluate_perplexity(const Model& model, const std::vector<int32_t>& stream, const PplOptions& opts,
@@ -129,8 +142,7 @@ PplResult evaluate_perplexity(const Model& model, const std::vector<int32_t>& st
   if (reference)
     SEC_CHECK(reference->config.vocab_size == V, "the reference model's vocabulary (", reference->config.vocab_size,
               ") differs from the model's (", V, "): KL needs the same tokenizer");
-  if (T > model.config.max_seq_len)
-    log_warn("--seqlen ", T, " exceeds the model's maximum context of ", model.config.max_seq_len);
+  // (A window longer than the model's context is refused, or warned about, by the CLI: cli/context.h.)
 
   MeanStat nll, ref_nll, kl, top1, dp;
   std::vector<float> q_logits(size_t(S * V)), p_logits(reference ? size_t(S * V) : 0);
@@ -145,8 +157,17 @@ PplResult evaluate_perplexity(const Model& model, const std::vector<int32_t>& st
     const int64_t B = std::min(opts.batch, win.windows - w0);
     std::vector<int32_t> tokens(size_t(B * T));
     for (int64_t b = 0; b < B; b++) win.window_tokens(stream, w0 + b, tokens.data() + b * T);
-    std::vector<float> xq = final_hidden(model, tokens.data(), B, T);
-    std::vector<float> xp = reference ? final_hidden(*reference, tokens.data(), B, T) : std::vector<float>{};
+    BlockProgress bp;
+    bp.progress = progress.get();
+    bp.base = w0 * T;
+    bp.tokens = B * T;
+    bp.passes = reference ? 2 : 1;
+    bp.layers = model.config.n_layers();
+    Tap* tap = progress ? &bp : nullptr;
+    std::vector<float> xq = final_hidden(model, tokens.data(), B, T, tap);
+    bp.pass = 1;
+    bp.layers = reference ? reference->config.n_layers() : 1;
+    std::vector<float> xp = reference ? final_hidden(*reference, tokens.data(), B, T, tap) : std::vector<float>{};
     // The LM head only for the scored rows, one window at a time (bounded memory for large V):
     // row r of a window's scored block is position first_target-1+r, predicting position first_target+r.
     for (int64_t b = 0; b < B; b++) {

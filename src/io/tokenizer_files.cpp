@@ -512,6 +512,60 @@ void write_tokenizer_json(const TokenizerData& in, const std::string& path) {
   write_file_atomic(path, j.dump(2));
 }
 
+// ---------------------------------------------------------------------------------------------
+// tokenizer_config.json / special_tokens_map.json, as transformers' save_pretrained writes them.
+namespace {
+
+// The text of a special token, or null when the tokenizer has none.
+ordered_json special_token(const TokenizerData& d, int id) {
+  return id >= 0 ? ordered_json(d.tokens[size_t(id)]) : ordered_json(nullptr);
+}
+
+ordered_json added_token_object(const std::string& content) {
+  return {{"content", content}, {"lstrip", false}, {"normalized", false}, {"rstrip", false}, {"single_word", false}};
+}
+
+}  // namespace
+
+ordered_json hf_tokenizer_config(const TokenizerData& d, int64_t model_max_length) {
+  const bool spm = d.kind == TokenizerKind::SentencePiece;
+  ordered_json added = ordered_json::object();
+  for (size_t i = 0; i < d.tokens.size(); i++) {
+    TokenType t = d.types[i];
+    if (t != TokenType::Control && t != TokenType::Unknown && t != TokenType::UserDefined) continue;
+    ordered_json a = added_token_object(d.tokens[i]);
+    a["special"] = t != TokenType::UserDefined;
+    added[std::to_string(i)] = a;
+  }
+  ordered_json j;
+  // LlamaTokenizerFast rebuilds its post-processor from these two flags and refuses add_bos without
+  // a BOS token, so they say what tokenizer.json's template does.
+  j["add_bos_token"] = d.add_bos && d.bos_id >= 0;
+  j["add_eos_token"] = d.add_eos && d.eos_id >= 0;
+  j["added_tokens_decoder"] = added;
+  j["bos_token"] = special_token(d, d.bos_id);
+  j["clean_up_tokenization_spaces"] = false;
+  j["eos_token"] = special_token(d, d.eos_id);
+  // tokenizer.json carries the legacy layout (Prepend / Replace normalizer, as transformers'
+  // converter writes with legacy=true); the flag only matters when rebuilding from tokenizer.model.
+  if (spm) j["legacy"] = true;
+  j["model_max_length"] = model_max_length;
+  j["pad_token"] = special_token(d, d.pad_id);
+  j["tokenizer_class"] = spm ? "LlamaTokenizerFast" : "PreTrainedTokenizerFast";
+  j["unk_token"] = special_token(d, d.unk_id);
+  return j;
+}
+
+ordered_json hf_special_tokens_map(const TokenizerData& d) {
+  ordered_json j = ordered_json::object();
+  for (auto [key, id] : {std::pair<const char*, int>{"bos_token", d.bos_id},
+                         {"eos_token", d.eos_id},
+                         {"pad_token", d.pad_id},
+                         {"unk_token", d.unk_id}})
+    if (id >= 0) j[key] = added_token_object(d.tokens[size_t(id)]);
+  return j;
+}
+
 }  // namespace sec
 
 namespace sec {

@@ -187,7 +187,9 @@ Config read_hf_config(const std::string& path) {
 
 nlohmann::ordered_json config_to_hf_json(const Config& c) {
   nlohmann::ordered_json j;
-  const bool qwen = c.architecture == "qwen2";
+  // The model type follows the biases: q/k/v biases are Qwen2's layout (a Transformers Llama with
+  // attention_bias also has o_proj biases), and Transformers' Qwen2 always has them.
+  const bool qwen = c.attn_bias;
   const bool sliced = !c.plain_residual();
   j["architectures"] = {sliced ? "SecateurSliceGptForCausalLM" : qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
   j["model_type"] = sliced ? kSlicedModelType : qwen ? "qwen2" : "llama";

@@ -163,9 +163,22 @@ static Model load_hf(const std::string& path, const LoadOptions& opts) {
   SafetensorsCheckpoint ck(is_directory(path) || ends_with(path, "config.json") ? dir : path,
                            MappedFile::Mode::CopyOnWrite);
   const std::string where = ck.files().size() == 1 ? ck.files()[0] : dir;
-  // Tied when the config says so or when there is no lm_head.weight (as Transformers does).
+  // No lm_head.weight: Transformers ties the head only when tie_word_embeddings says so (Llama's and
+  // Qwen2's default is false); otherwise it would initialise the head randomly.
   const std::string head = tensor_name_hf(TensorKind::LmHead);
-  if (!ck.find(head)) m.config.tied_embeddings = true;
+  SEC_CHECK(m.config.tied_embeddings || ck.find(head), where, ": no ", head, " but config.json has ",
+            "tie_word_embeddings false (or absent: false is the default): Transformers would initialise the head ",
+            "randomly; add the head, or set \"tie_word_embeddings\": true if the embedding is meant to be shared");
+  // Transformers' Llama with attention_bias has q/k/v AND o_proj biases; secateur's attn_bias is
+  // Qwen2's q/k/v biases only.
+  if (m.config.attn_bias && m.config.architecture == "llama") {
+    for (const auto& [name, e] : ck.tensors())
+      SEC_CHECK(!ends_with(name, ".self_attn.o_proj.bias"), where, ": ", name,
+                " is not supported: secateur supports q/k/v biases (Qwen2) but not o_proj biases (a Llama ",
+                "config.json with attention_bias true)");
+    log_warn(where, ": a Llama config with attention_bias true but no o_proj biases: read as q/k/v biases only ",
+             "(Transformers would add zero-initialised o_proj biases); it is saved as model_type qwen2");
+  }
   std::set<std::string> used;
   std::map<DType, int64_t> dtypes;
   m.weights.blocks.resize(m.config.n_layers());
@@ -198,10 +211,38 @@ static Model load_hf(const std::string& path, const LoadOptions& opts) {
 
 static Tensor to_stored(const Tensor& t, DType d) { return t.dtype() == d ? t : t.to(d); }
 
+// generation_config.json: the tokenizer's BOS / EOS / PAD ids (the config's without a tokenizer)
+// and greedy decoding.
+static nlohmann::ordered_json hf_generation_config(const Model& m) {
+  int bos = m.config.bos_token_id, eos = m.config.eos_token_id, pad = -1;
+  if (m.tokenizer) {
+    const TokenizerData& d = m.tokenizer->data();
+    bos = d.bos_id, eos = d.eos_id, pad = d.pad_id;
+  }
+  auto id = [](int v) { return v >= 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); };
+  nlohmann::ordered_json j;
+  j["bos_token_id"] = id(bos);
+  j["eos_token_id"] = id(eos);
+  if (pad >= 0) j["pad_token_id"] = pad;
+  j["do_sample"] = false;
+  return j;
+}
+
 static void save_hf(const Model& m, const std::string& dir, const SaveOptions& opts) {
+  if (!m.config.plain_residual())
+    log_warn(dir, ": a rotated / sliced model (model_type ", kSlicedModelType,
+             ", shortcut matrices): Transformers and llama.cpp cannot build this model; secateur can");
+  else if (!m.config.uniform_blocks())
+    log_warn(dir, ": the blocks differ in size (config.json secateur_layers): Transformers cannot build this ",
+             "model; secateur and llama.cpp (GGUF) can");
+  if (m.config.attn_bias && m.config.architecture != "qwen2")
+    log_warn(dir, ": the model has q/k/v biases, so it is written as model_type qwen2 (a Transformers Llama with ",
+             "attention_bias would also need o_proj biases)");
+  else if (!m.config.attn_bias && m.config.architecture == "qwen2")
+    log_warn(dir, ": the model has no q/k/v biases, so it is written as model_type llama (Transformers' Qwen2 always ",
+             "has them)");
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  SEC_CHECK(is_directory(dir), dir, ": cannot create the output directory: ", ec.message());
+  create_output_directory(dir);
   // A stale shard index from an earlier save would be preferred over our single file.
   if (file_exists(dir + "/model.safetensors.index.json")) {
     log_warn(dir, ": removing the stale model.safetensors.index.json");
@@ -224,7 +265,13 @@ static void save_hf(const Model& m, const std::string& dir, const SaveOptions& o
   j["torch_dtype"] = opts.dtype == DType::F32 ? "float32" : opts.dtype == DType::F16 ? "float16" : "bfloat16";
   write_safetensors(dir + "/model.safetensors", tensors, meta);
   write_file_atomic(dir + "/config.json", j.dump(2) + "\n");
-  if (m.tokenizer) write_tokenizer_json(m.tokenizer->data(), dir + "/tokenizer.json");
+  write_file_atomic(dir + "/generation_config.json", hf_generation_config(m).dump(2) + "\n");
+  if (m.tokenizer) {
+    const TokenizerData& d = m.tokenizer->data();
+    write_tokenizer_json(d, dir + "/tokenizer.json");
+    write_file_atomic(dir + "/tokenizer_config.json", hf_tokenizer_config(d, c.max_seq_len).dump(2) + "\n");
+    write_file_atomic(dir + "/special_tokens_map.json", hf_special_tokens_map(d).dump(2) + "\n");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,16 +852,21 @@ Model load_model(const std::string& path, const LoadOptions& opts) {
 
 void save_model(const Model& m, const std::string& out_path, const SaveOptions& opts) {
   m.config.validate();
+  CommitGroup group;  // all of an HF directory's files, or none
   switch (opts.format) {
     case ModelFormat::HF:
       save_hf(m, out_path, opts);
       break;
     case ModelFormat::GGUF:
+      // Its directory is created as an HF directory would be (and removed again on failure).
+      if (std::string parent = fs::path(out_path).parent_path().string(); !parent.empty())
+        create_output_directory(parent);
       save_gguf(m, out_path, opts);
       break;
     default:
       fail(out_path, ": can only save as hf or gguf, not ", model_format_name(opts.format));
   }
+  group.commit();
 }
 
 }  // namespace sec

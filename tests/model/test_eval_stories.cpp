@@ -71,7 +71,7 @@ TEST(EvalStories, CliPerplexityTableAndJson) {
   // Errors: no evaluation asked for, a window longer than the text.
   r = testing::run_cli({"eval", model});
   EXPECT_NE(r.exit_code, 0);
-  r = testing::run_cli({"eval", model, "--ppl", text, "--seqlen", "1000000"});
+  r = testing::run_cli({"eval", model, "--ppl", text, "--seqlen", "1000000", "--allow-long-context"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("fewer than one window"), std::string::npos) << r.err;
 }

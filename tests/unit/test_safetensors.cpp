@@ -142,11 +142,13 @@ TEST(Safetensors, TiedWhenLmHeadAbsent) {
   save_model(m, d.file("hf"), SaveOptions{});
   SafetensorsFile f(d.file("hf/model.safetensors"));
   EXPECT_EQ(f.find("lm_head.weight"), nullptr);
-  // Even when config.json claims untied, a missing lm_head.weight means tied (as Transformers).
+  EXPECT_TRUE(load_model(d.file("hf")).config.tied_embeddings);
+  // When config.json says untied, a missing lm_head.weight is an error: Transformers would
+  // initialise the head randomly (tests/unit/test_hf_conventions.cpp).
   auto cfg = nlohmann::json::parse(read_text_file(d.file("hf/config.json")));
   cfg["tie_word_embeddings"] = false;
   write_file_atomic(d.file("hf/config.json"), cfg.dump());
-  EXPECT_TRUE(load_model(d.file("hf")).config.tied_embeddings);
+  EXPECT_THROW(load_model(d.file("hf")), Error);
 }
 
 }  // namespace
