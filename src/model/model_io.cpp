@@ -295,34 +295,6 @@ static void save_hf(const Model& m, const std::string& dir, const SaveOptions& o
 constexpr const char* kPlaceholderFfnKey = "secateur.placeholder_ffn_blocks";
 constexpr const char* kPlaceholderAttnKey = "secateur.placeholder_attention_blocks";
 
-static bool is_attention_kind(TensorKind k) {
-  switch (k) {
-    case TensorKind::AttnNorm:
-    case TensorKind::Q:
-    case TensorKind::K:
-    case TensorKind::V:
-    case TensorKind::O:
-    case TensorKind::QBias:
-    case TensorKind::KBias:
-    case TensorKind::VBias:
-      return true;
-    default:
-      return false;
-  }
-}
-
-static bool is_ffn_kind(TensorKind k) {
-  return k == TensorKind::FfnNorm || k == TensorKind::Gate || k == TensorKind::Up || k == TensorKind::Down;
-}
-
-// A tensor of a sub-block the config removes (attention of a block with 0 heads, FFN of a block
-// with FFN 0). Such tensors are never stored in GGUF files.
-static bool tensor_absent(const Config& c, TensorKind k, int layer) {
-  if (layer < 0) return false;
-  const BlockDims& b = c.blocks[size_t(layer)];
-  return (b.n_heads == 0 && is_attention_kind(k)) || (b.ffn_dim == 0 && is_ffn_kind(k));
-}
-
 // The GGUF architecture a model is written as: llama / qwen2 when every block has the same sizes
 // and none lacks attention or FFN (those outputs are unchanged), deci otherwise; a model whose
 // residual stream is rotated / sliced with shortcut matrices (SliceGPT) is secateur's own
@@ -465,7 +437,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
         b.n_heads = b.n_kv_heads = 0;
       }
       for (const auto& rule : tensor_name_rules()) {
-        if (!(ffn_part ? is_ffn_kind(rule.kind) : is_attention_kind(rule.kind))) continue;
+        if (rule.sub != (ffn_part ? SubLayer::Mlp : SubLayer::Attention)) continue;
         const std::string name = tensor_name_gguf(rule.kind, int(l));
         const GgufTensorInfo* t = g.find_tensor(name);
         if (!t) continue;  // e.g. no biases; a missing weight is reported as unexpected/missing below
@@ -561,16 +533,6 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   m.weights.blocks.resize(c.n_layers());
   const bool interleaved = arch == "llama" || arch == "deci" || arch == "slicegpt";
   for_each_tensor(c, m.weights, [&](TensorRef& r) {
-    if (tensor_absent(c, r.kind, r.layer)) {  // a removed attention / FFN: not read from the file
-      // (Only while for_each_tensor still visits such tensors: norms 1, the rest empty.)
-      r.tensor = Tensor::zeros(r.shape);
-      if (r.kind == TensorKind::AttnNorm || r.kind == TensorKind::FfnNorm)
-        std::fill(r.tensor.f32(), r.tensor.f32() + r.tensor.numel(), 1.f);
-      // secateur's older llama-architecture files stored such blocks' norms and empty tensors.
-      std::string name = tensor_name_gguf(r.kind, r.layer);
-      if (arch != "deci" && g.find_tensor(name)) used.insert(name);
-      return;
-    }
     std::string name = tensor_name_gguf(r.kind, r.layer);
     const GgufTensorInfo* t = g.find_tensor(name);
     SEC_CHECK(t != nullptr, path, ": missing tensor ", name, " (shape ", shape_str(r.shape), ")");
@@ -699,7 +661,6 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
   const bool interleaved = arch == "llama" || deci || sliced;
   std::function<Tensor()> embed_stored;
   for_each_tensor(c, m.weights, [&](const TensorRef& r) {
-    if (tensor_absent(c, r.kind, r.layer)) return;  // never stored (zero-size, or a removed block's norm)
     SEC_CHECK(r.tensor.defined() && r.tensor.shape() == r.shape, "cannot save: tensor ", r.name, " has shape ",
               shape_str(r.tensor.shape()), " but the config requires ", shape_str(r.shape));
     RopeRows rope = tensor_rule(r.kind).rope;
