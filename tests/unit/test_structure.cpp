@@ -78,7 +78,7 @@ TEST(Structure, GqaGroupsFollowTheAttentionMappingNotTheOfficialOne) {
                  "GQA KV group 1");
   // Query head 3 reads KV head 0, so it is in group 0 and not in group 1 (the official mapping
   // would put rows [6, 8) of q_proj into group 1).
-  const Slice& q0 = kv_groups(c, 1)[0].members[0];
+  const Slice q0 = g[0].members[0];
   EXPECT_EQ(q0.begin, 0);
   EXPECT_EQ(q0.count, 8);
   auto heads = query_head_groups(c, 1);
