@@ -76,6 +76,8 @@ void run_info(const InfoArgs& a) {
     j["blocks"] = blocks;
     j["n_params"] = param_count(c);
     j["file_dtype"] = dtype_name(m.source.file_dtype);
+    j["sparse_tensors"] = m.source.sparse_tensors;
+    j["stored_weight_bytes"] = m.source.stored_weight_bytes;
     j["tokenizer"] = {{"kind", tok_kind}, {"vocab_size", m.tokenizer ? m.tokenizer->vocab_size() : 0}};
     j["sha256"] = m.source.sha256;
     j["provenance"] = c.provenance;
@@ -87,6 +89,11 @@ void run_info(const InfoArgs& a) {
   }
   std::printf("model         %s\n", m.source.path.c_str());
   std::printf("format        %s (%s weights)\n", m.source.format.c_str(), dtype_name(m.source.file_dtype));
+  std::printf("stored        %.2f MiB of tensors", double(m.source.stored_weight_bytes) / (1 << 20));
+  if (m.source.sparse_tensors)
+    std::printf(", %d block linears sparse (f32-sparse: bitmask + f32 values; llama.cpp cannot load this file)",
+                m.source.sparse_tensors);
+  std::printf("\n");
   std::printf("architecture  %s%s%s\n", c.architecture.c_str(), c.tied_embeddings ? ", tied embeddings" : "",
               c.attn_bias ? ", q/k/v biases" : "");
   std::printf("dim           %d   head_dim %d   vocab %d   context %d\n", c.dim, c.head_dim, c.vocab_size,
