@@ -122,6 +122,11 @@ for name, (cfg, dtype, tok) in models.items():
         write("hf_model", name + "_tok", combined + b"\n#tokenizer#\n" + read(tok_json))
     write("hf_model", name, combined)
 
+# A sparse GGUF (F32_SPARSE block linears, docs/formats.md): the llama model pruned to 50%.
+sparse = os.path.join(work, "llama_sparse.gguf")
+run("prune", os.path.join(work, "llama.gguf"), "-o", sparse, "--method", "magnitude", "--sparsity", "0.5", "--sparse")
+write("gguf", "llama_sparse.gguf", read(sparse))
+
 write("tokenizer_json", "bytelevel.json", read(bl_path))
 write("tokenizer_json", "bytelevel_config", read(bl_path) + b"\n#tokenizer_config#\n" +
       json.dumps({"bos_token": {"content": "<|endoftext|>"}, "eos_token": "<|endoftext|>", "add_bos_token": True}).encode())

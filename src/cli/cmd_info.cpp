@@ -1,20 +1,24 @@
 // secateur info MODEL [--json] [--tokenizer FILE]: architecture, format, per-block dims, parameter
-// count, dtypes, tokenizer, file hash. Warns on stderr about NaN/Inf weights.
+// count, dtypes, sparse-stored tensors and stored size, tokenizer, file hash. Warns on stderr about
+// NaN/Inf weights. secateur info --system [MODEL]: the CPU features, kernels and threads in use.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "model/model_io.h"
+#include "ops/ops.h"
 
 namespace sec {
 namespace {
 
 struct InfoArgs {
   std::string model, tokenizer;
-  bool json = false;
+  bool json = false, system = false;
 };
 
 // Non-finite values per tensor (a broken conversion or a diverged fine-tune).
@@ -46,6 +50,20 @@ std::vector<BlockRun> block_runs(const Config& c) {
 }
 
 void run_info(const InfoArgs& a) {
+  if (a.system) {
+    if (a.json) {
+      nlohmann::ordered_json j = {{"cpu", cpu_summary()},
+                                  {"kernels", kernels_summary()},
+                                  {"threads", threads_summary()},
+                                  {"openblas", openblas_core_summary()}};
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::printf("cpu           %s\nkernels       %s\nthreads       %s\nopenblas      %s\n", cpu_summary().c_str(),
+                  kernels_summary().c_str(), threads_summary().c_str(), openblas_core_summary().c_str());
+    }
+    if (a.model.empty()) return;
+  }
+  SEC_CHECK(!a.model.empty(), "info needs a MODEL (or --system)");
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   Model m = load_model(a.model, lo);
@@ -115,14 +133,16 @@ void run_info(const InfoArgs& a) {
   for (const auto& [k, v] : c.provenance) std::printf("provenance    %s = %s\n", k.c_str(), v.c_str());
 }
 
-CommandRegistration reg(
-    {"info", "Show a model's architecture, per-block sizes, parameter count, dtypes and hash", 10, [](CLI::App& app) {
-       auto a = std::make_shared<InfoArgs>();
-       app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
-       app.add_flag("--json", a->json, "Print JSON instead of a table");
-       app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
-       app.callback([a] { run_info(*a); });
-     }});
+CommandRegistration reg({"info", "Show a model's architecture, per-block sizes, parameter count, dtypes and hash", 10,
+                         [](CLI::App& app) {
+                           auto a = std::make_shared<InfoArgs>();
+                           app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin");
+                           app.add_flag("--json", a->json, "Print JSON instead of a table");
+                           app.add_flag("--system", a->system,
+                                        "Show the CPU features, kernels and threads in use (MODEL optional)");
+                           app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
+                           app.callback([a] { run_info(*a); });
+                         }});
 
 }  // namespace
 }  // namespace sec

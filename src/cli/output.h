@@ -28,8 +28,8 @@ inline void add_output_options(CLI::App& app, OutputArgs& o, const std::string& 
 // file. --dense stores every tensor dense. Neither: a sparse input stays sparse in a GGUF output.
 inline void add_storage_options(CLI::App& app, OutputArgs& o) {
   app.add_flag("--sparse", o.sparse,
-               "Store each block linear with zeros compressed (bitmask + f32 values; GGUF only, f32): secateur "
-               "reads it, llama.cpp refuses it");
+               "GGUF, f32 only: store each block linear with more than ~3% zeros compressed (bitmask + f32 "
+               "values; secateur reads it, llama.cpp refuses it). A sparse input stays sparse unless --dense");
   app.add_flag("--dense", o.dense, "Store every tensor dense (a sparse GGUF input becomes a plain one)");
 }
 

@@ -612,20 +612,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   return m;
 }
 
-bool sparse_storable(TensorKind k) {
-  switch (k) {
-    case TensorKind::Q:
-    case TensorKind::K:
-    case TensorKind::V:
-    case TensorKind::O:
-    case TensorKind::Gate:
-    case TensorKind::Up:
-    case TensorKind::Down:
-      return true;
-    default:
-      return false;
-  }
-}
+bool sparse_storable(TensorKind k) { return tensor_rule(k).is_linear; }  // q, k, v, o, gate, up, down
 
 // Sparse storage (SaveOptions::sparse): a block linear is written as an F32_SPARSE blob (type id
 // kGgmlTypeF32Sparse, which ggml does not know: llama.cpp refuses the file) when the blob is smaller

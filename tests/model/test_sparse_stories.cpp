@@ -131,6 +131,15 @@ TEST(SparseStories, FinetuneReadsASparseFile) {
   EXPECT_EQ(m.source.sparse_tensors, 0);  // finetune writes dense
 }
 
+// `info --system` names the kernels that run the sparse products (what bench/sparse.sh reports).
+TEST(SparseStories, InfoSystemNamesTheKernels) {
+  auto r = run_cli({"info", "--system", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_NE(j["kernels"].get<std::string>().find("sparse"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli({"info"}).exit_code, 1);  // neither a model nor --system
+}
+
 // Mistakes are refused before any work, and nothing is written.
 TEST(SparseStories, OptionMistakesWriteNothing) {
   SEC_REQUIRE_SHARED(kModel);
