@@ -76,6 +76,13 @@ void check_pattern(const std::vector<std::string>& how, const std::string& name,
   const double pd = ppl_of(dense), ps = ppl_of(sparse);
   std::printf("%s: ppl dense-stored %.9g, sparse-stored %.9g\n", name.c_str(), pd, ps);
   EXPECT_LE(std::fabs(ps - pd), 1e-5 * pd);
+  // Greedy generation (KV-cache decode through the sparse GEMV) gives the dense file's text.
+  auto gen = [](const std::string& f) {
+    auto r = run_cli({"-q", "generate", f, "-p", "Once upon a time", "-n", "40", "--temp", "0"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(gen(sparse), gen(dense));
   // info shows the sparse tensors and the stored size; bench runs on the compressed weights.
   auto info = run_cli({"-q", "info", sparse, "--json"});
   ASSERT_EQ(info.exit_code, 0) << info.err;
