@@ -5,7 +5,8 @@ usage: make_seeds.py SECATEUR_CLI SHARED_DIR OUT_DIR
 
 Seeds are small real files: tiny models written by secateur itself (llama / qwen2 with per-block
 dims / llama3 RoPE scaling; f32, f16, bf16; with SentencePiece and byte-level tokenizers), the
-shared stories260K files and tokenizers (cut to their first bytes where they are large), a tiny
+shared stories260K files and tokenizers (cut to their first bytes where they are large), a sparse-stored
+GGUF, a tiny
 llama2.c checkpoint, a tiny SentencePiece model trained here, the first lines of the task files and
 corpora. Everything is written under OUT_DIR/<harness>/; nothing is written into the repository.
 Deterministic, so a CI run starts from the same seeds every time.
@@ -108,8 +109,8 @@ for name, (cfg, dtype, tok) in models.items():
     run("init", "--config", cfg_path, "-o", init_dir, "--dtype", dtype, "--seed", "1")
     hf, gguf = os.path.join(work, name + "_hf"), os.path.join(work, name + ".gguf")
     extra = ["--tokenizer", tok] if tok else []
-    run("convert", init_dir, gguf, "--dtype", dtype, *extra)
-    run("convert", gguf, hf, "--dtype", dtype)
+    run("convert", init_dir, "-o", gguf, "--dtype", dtype, *extra)
+    run("convert", gguf, "-o", hf, "--dtype", dtype)
     write("gguf", name + ".gguf", read(gguf))
     st = read(os.path.join(hf, "model.safetensors"))
     write("safetensors", name + ".safetensors", st)
@@ -121,6 +122,16 @@ for name, (cfg, dtype, tok) in models.items():
         write("tokenizer_json", name + ".json", read(tok_json))
         write("hf_model", name + "_tok", combined + b"\n#tokenizer#\n" + read(tok_json))
     write("hf_model", name, combined)
+
+# A sparse GGUF (F32_SPARSE block linears, docs/formats.md): a 1-block llama pruned to 50% (64 wide:
+# smaller matrices are smaller stored dense, so they would stay dense).
+with open(os.path.join(work, "sparse.json"), "w") as f:
+    json.dump(config(hidden_size=64, intermediate_size=128, num_hidden_layers=1, vocab_size=64), f)
+run("init", "--config", os.path.join(work, "sparse.json"), "-o", os.path.join(work, "sparse_dense.gguf"), "--seed", "1")
+sparse = os.path.join(work, "llama_sparse.gguf")
+run("prune", os.path.join(work, "sparse_dense.gguf"), "-o", sparse, "--method", "magnitude", "--sparsity", "0.5",
+    "--sparse")
+write("gguf", "llama_sparse.gguf", read(sparse))
 
 write("tokenizer_json", "bytelevel.json", read(bl_path))
 write("tokenizer_json", "bytelevel_config", read(bl_path) + b"\n#tokenizer_config#\n" +

@@ -1,6 +1,7 @@
-// secateur bench MODEL [--prompt-tokens N] [--gen-tokens M] [--json]
+// secateur bench MODEL [--prompt-tokens N] [--gen-tokens M] [--weights f32|bf16|f16|sparse] [--json]
 // Prefill and decode speed with the KV cache, peak memory, size and FLOPs per token (eval/bench.h).
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "cli/command.h"
@@ -9,6 +10,7 @@
 #include "eval/bench.h"
 #include "eval/report.h"
 #include "model/model_io.h"
+#include "ops/ops.h"
 
 namespace sec {
 namespace {
@@ -16,18 +18,50 @@ namespace {
 struct BenchArgs {
   std::string model;
   BenchOptions opts;
+  std::string weights;  // block linears' format in memory; "" = as loaded
   bool json = false;
 };
 
+// The block linears (sparse_storable kinds) converted in memory to `format` (f32, bf16, f16 or sparse),
+// so that one file measures every kernel family; returns the format's name.
+std::string convert_linears(Model& m, const std::string& format) {
+  const DType d = format == "sparse" || format == "f32-sparse" ? DType::F32_SPARSE : parse_dtype(format);
+  for_each_tensor(m.config, m.weights, [&](TensorRef& r) {
+    if (sparse_storable(r.kind) && r.tensor.ndim() == 2 && r.tensor.dtype() != d) r.tensor = r.tensor.to(d);
+  });
+  return dtype_name(d);
+}
+
+// What the block linears are in memory: "f32", "f32-sparse", or "f32 + f32-sparse (N of M)".
+std::string linear_formats(const Model& m) {
+  std::map<std::string, int> n;
+  int all = 0;
+  for_each_tensor(m.config, m.weights, [&](const TensorRef& r) {
+    if (sparse_storable(r.kind)) n[dtype_name(r.tensor.dtype())]++, all++;
+  });
+  std::string s;
+  for (const auto& [name, k] : n)
+    s += (s.empty() ? "" : " + ") + name + (n.size() > 1 ? cat(" (", k, " of ", all, ")") : "");
+  return s;
+}
+
 void run_bench_cmd(const BenchArgs& a) {
-  Model m = load_model(a.model, LoadOptions{});
+  LoadOptions lo;
+  lo.keep_sparse = true;  // sparse-stored linears are multiplied compressed
+  Model m = load_model(a.model, lo);
+  if (!a.weights.empty()) convert_linears(m, a.weights);
+  const std::string formats = linear_formats(m);
   log_info("bench: ", a.opts.prompt_tokens, " prompt tokens, ", a.opts.gen_tokens, " generated tokens, ", num_threads(),
            " threads");
+  log_info(kernels_summary());
   BenchResult r = run_bench(m, a.opts);
   if (a.json) {
     ReportJson j = report_header("bench");
     j["model"] = model_record(m);
     j["threads"] = num_threads();
+    j["kernels"] = kernels_summary();
+    j["linear_weights"] = formats;
+    j["sparse_stored_tensors"] = m.source.sparse_tensors;
     j["prompt"] = "seeded random token ids (seed " + std::to_string(a.opts.seed) + ")";
     j["prompt_tokens"] = r.prompt_tokens;
     j["gen_tokens"] = r.gen_tokens;
@@ -53,9 +87,11 @@ void run_bench_cmd(const BenchArgs& a) {
               (long long)r.gen_tokens, r.decode_seconds);
   std::printf("  %-22s %10.1f MiB\n", "peak RSS", double(r.peak_rss_bytes) / (1 << 20));
   std::printf("  %-22s %10lld\n", "parameters", (long long)r.params);
-  std::printf("  %-22s %10.1f MiB in memory (f32), %.1f MiB as stored (%s)\n", "weights",
-              double(r.weight_bytes) / (1 << 20), double(r.file_weight_bytes) / (1 << 20),
-              dtype_name(m.source.file_dtype));
+  std::printf("  %-22s %10.1f MiB in memory (block linears %s), %.1f MiB as stored (%s%s)\n", "weights",
+              double(r.weight_bytes) / (1 << 20), formats.c_str(), double(r.file_weight_bytes) / (1 << 20),
+              dtype_name(m.source.file_dtype),
+              m.source.sparse_tensors ? cat(", ", m.source.sparse_tensors, " tensors sparse").c_str() : "");
+  std::printf("  %-22s %s\n", "kernels", kernels_summary().c_str());
   std::printf("  %-22s %10.4g  (%.4g linear + attention at context %lld)\n", "FLOPs per token", r.flops_per_token,
               r.flops_per_token_linear, (long long)r.prompt_tokens);
 }
@@ -67,6 +103,9 @@ CommandRegistration reg(
        app.add_option("--prompt-tokens", a->opts.prompt_tokens, "Prompt length (prefill)")->capture_default_str();
        app.add_option("--gen-tokens", a->opts.gen_tokens, "Tokens decoded one at a time")->capture_default_str();
        app.add_option("--seed", a->opts.seed, "Seed of the random prompt")->capture_default_str();
+       app.add_option("--weights", a->weights,
+                      "Convert the block linears in memory before measuring: f32 | bf16 | f16 | sparse (default: as "
+                      "loaded: f32, sparse-stored ones compressed)");
        app.add_flag("--json", a->json, "Print a JSON report instead of the table");
        app.callback([a] { run_bench_cmd(*a); });
      }});

@@ -179,10 +179,13 @@ void run_eval(const EvalArgs& a) {
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   lo.require_tokenizer = true;
+  lo.keep_sparse = true;  // forward passes only: sparse-stored linears are multiplied compressed
   Model m = load_model(a.model, lo);
   SEC_CHECK(m.tokenizer != nullptr, a.model, ": the model has no tokenizer (pass --tokenizer FILE)");
   std::unique_ptr<Model> ref;
-  if (!a.ref.empty()) ref = std::make_unique<Model>(load_model(a.ref, LoadOptions{}));
+  LoadOptions ref_options;
+  ref_options.keep_sparse = true;
+  if (!a.ref.empty()) ref = std::make_unique<Model>(load_model(a.ref, ref_options));
 
   ReportJson report = report_header("eval");
   report["model"] = model_record(m);

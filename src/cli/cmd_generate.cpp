@@ -20,6 +20,7 @@ void run_generate(const GenerateArgs& a) {
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   lo.require_tokenizer = true;
+  lo.keep_sparse = true;  // forward passes only: sparse-stored linears are multiplied compressed
   Model m = load_model(a.model, lo);
   const Tokenizer& tok = *m.tokenizer;
   std::vector<int> ids = tok.encode(a.prompt, /*add_bos=*/true);

@@ -1,20 +1,24 @@
 // secateur info MODEL [--json] [--tokenizer FILE]: architecture, format, per-block dims, parameter
-// count, dtypes, tokenizer, file hash. Warns on stderr about NaN/Inf weights.
+// count, dtypes, sparse-stored tensors and stored size, tokenizer, file hash. Warns on stderr about
+// NaN/Inf weights. secateur info --system [MODEL]: the CPU features, kernels and threads in use.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "model/model_io.h"
+#include "ops/ops.h"
 
 namespace sec {
 namespace {
 
 struct InfoArgs {
   std::string model, tokenizer;
-  bool json = false;
+  bool json = false, system = false;
 };
 
 // Non-finite values per tensor (a broken conversion or a diverged fine-tune).
@@ -46,6 +50,20 @@ std::vector<BlockRun> block_runs(const Config& c) {
 }
 
 void run_info(const InfoArgs& a) {
+  if (a.system) {
+    if (a.json) {
+      nlohmann::ordered_json j = {{"cpu", cpu_summary()},
+                                  {"kernels", kernels_summary()},
+                                  {"threads", threads_summary()},
+                                  {"openblas", openblas_core_summary()}};
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::printf("cpu           %s\nkernels       %s\nthreads       %s\nopenblas      %s\n", cpu_summary().c_str(),
+                  kernels_summary().c_str(), threads_summary().c_str(), openblas_core_summary().c_str());
+    }
+    if (a.model.empty()) return;
+  }
+  SEC_CHECK(!a.model.empty(), "info needs a MODEL (or --system)");
   LoadOptions lo;
   lo.tokenizer_path = a.tokenizer;
   Model m = load_model(a.model, lo);
@@ -76,6 +94,8 @@ void run_info(const InfoArgs& a) {
     j["blocks"] = blocks;
     j["n_params"] = param_count(c);
     j["file_dtype"] = dtype_name(m.source.file_dtype);
+    j["sparse_tensors"] = m.source.sparse_tensors;
+    j["stored_weight_bytes"] = m.source.stored_weight_bytes;
     j["tokenizer"] = {{"kind", tok_kind}, {"vocab_size", m.tokenizer ? m.tokenizer->vocab_size() : 0}};
     j["sha256"] = m.source.sha256;
     j["provenance"] = c.provenance;
@@ -87,6 +107,11 @@ void run_info(const InfoArgs& a) {
   }
   std::printf("model         %s\n", m.source.path.c_str());
   std::printf("format        %s (%s weights)\n", m.source.format.c_str(), dtype_name(m.source.file_dtype));
+  std::printf("stored        %.2f MiB of tensors", double(m.source.stored_weight_bytes) / (1 << 20));
+  if (m.source.sparse_tensors)
+    std::printf(", %d block linears sparse (f32-sparse: bitmask + f32 values; llama.cpp cannot load this file)",
+                m.source.sparse_tensors);
+  std::printf("\n");
   std::printf("architecture  %s%s%s\n", c.architecture.c_str(), c.tied_embeddings ? ", tied embeddings" : "",
               c.attn_bias ? ", q/k/v biases" : "");
   std::printf("dim           %d   head_dim %d   vocab %d   context %d\n", c.dim, c.head_dim, c.vocab_size,
@@ -108,14 +133,16 @@ void run_info(const InfoArgs& a) {
   for (const auto& [k, v] : c.provenance) std::printf("provenance    %s = %s\n", k.c_str(), v.c_str());
 }
 
-CommandRegistration reg(
-    {"info", "Show a model's architecture, per-block sizes, parameter count, dtypes and hash", 10, [](CLI::App& app) {
-       auto a = std::make_shared<InfoArgs>();
-       app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
-       app.add_flag("--json", a->json, "Print JSON instead of a table");
-       app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
-       app.callback([a] { run_info(*a); });
-     }});
+CommandRegistration reg({"info", "Show a model's architecture, per-block sizes, parameter count, dtypes and hash", 10,
+                         [](CLI::App& app) {
+                           auto a = std::make_shared<InfoArgs>();
+                           app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin");
+                           app.add_flag("--json", a->json, "Print JSON instead of a table");
+                           app.add_flag("--system", a->system,
+                                        "Show the CPU features, kernels and threads in use (MODEL optional)");
+                           app.add_option("--tokenizer", a->tokenizer, "Tokenizer file overriding the model's");
+                           app.callback([a] { run_info(*a); });
+                         }});
 
 }  // namespace
 }  // namespace sec

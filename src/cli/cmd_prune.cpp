@@ -1,5 +1,6 @@
 // secateur prune MODEL -o OUT --method magnitude|wanda|sparsegpt|llm-pruner [method options]
-//   --calib FILE [--nsamples N --seqlen T --seed S] [--to hf|gguf] [--dtype D] [--report FILE] [--json]
+//   --calib FILE [--nsamples N --seqlen T --seed S] [--to hf|gguf] [--dtype D] [--sparse|--dense]
+//   [--report FILE] [--json]
 // Writes the pruned model (the output rule of cli/output.h), the JSON report (default
 // OUT.report.json) and prints a summary table (or the report with --json).
 #include <algorithm>
@@ -179,7 +180,7 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   lo.tokenizer_path = a.tokenizer;
   lo.require_tokenizer = calibrated;
   Model m = load_model(a.model, lo);
-  const SaveOptions so = output_save_options(a.out, m.source.file_dtype);
+  const SaveOptions so = output_save_options(a.out, m.source.file_dtype, m.source.sparse_tensors > 0);
   CalibSamples samples;
   if (calibrated) {
     const int64_t seqlen =
@@ -199,7 +200,10 @@ void run_prune(const CLI::App& app, const PruneArgs& a) {
   set_prune_provenance(m.config, rep);
   const std::string report_path = a.report.empty() ? a.out.path + ".report.json" : a.report;
   nlohmann::ordered_json j = rep.to_json();
-  j["output"] = {{"path", a.out.path}, {"format", model_format_name(so.format)}, {"dtype", dtype_name(so.dtype)}};
+  j["output"] = {{"path", a.out.path},
+                 {"format", model_format_name(so.format)},
+                 {"dtype", dtype_name(so.dtype)},
+                 {"sparse", so.sparse}};
   CommitGroup outputs;  // the model and its report appear together, or neither does
   save_model(m, a.out.path, so);
   write_file_atomic(report_path, j.dump(2) + "\n");
@@ -225,6 +229,7 @@ CommandRegistration reg(
        auto a = std::make_shared<PruneArgs>();
        app.add_option("model", a->model, "Model: HF directory, GGUF file or llama2.c .bin")->required();
        add_output_options(app, a->out, "Output model");
+       add_storage_options(app, a->out);
        app.add_option("--method", a->method, "Pruning method:" + method_list())->capture_default_str();
        app.add_option("--calib", a->calib, "Calibration text or JSONL file");
        app.add_option("--nsamples", a->nsamples,

@@ -14,6 +14,7 @@ namespace sec {
 
 struct OutputArgs {
   std::string path, to, dtype;
+  bool sparse = false, dense = false;  // --sparse / --dense (commands that call add_storage_options)
 };
 
 inline void add_output_options(CLI::App& app, OutputArgs& o, const std::string& what) {
@@ -22,12 +23,23 @@ inline void add_output_options(CLI::App& app, OutputArgs& o, const std::string& 
   app.add_option("--dtype", o.dtype, "Stored weight type f32 | f16 | bf16 (default: the input's; norms stay f32)");
 }
 
+// --sparse / --dense (convert, prune): GGUF only. --sparse stores each block linear with enough zeros
+// compressed (F32_SPARSE: bitmask + packed f32 values, docs/formats.md); llama.cpp refuses such a
+// file. --dense stores every tensor dense. Neither: a sparse input stays sparse in a GGUF output.
+inline void add_storage_options(CLI::App& app, OutputArgs& o) {
+  app.add_flag("--sparse", o.sparse,
+               "GGUF, f32 only: store each block linear with more than ~3% zeros compressed (bitmask + f32 "
+               "values; secateur reads it, llama.cpp refuses it). A sparse input stays sparse unless --dense");
+  app.add_flag("--dense", o.dense, "Store every tensor dense (a sparse GGUF input becomes a plain one)");
+}
+
 inline bool names_gguf(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
 }
 
-// The format and dtype of the output; `input_dtype` is used when --dtype is not given.
-inline SaveOptions output_save_options(const OutputArgs& o, DType input_dtype) {
+// The format, dtype and storage of the output; `input_dtype` is used when --dtype is not given, and
+// `input_sparse` (the input has sparse-stored tensors) when neither --sparse nor --dense is.
+inline SaveOptions output_save_options(const OutputArgs& o, DType input_dtype, bool input_sparse = false) {
   SaveOptions so;
   so.format = names_gguf(o.path) ? ModelFormat::GGUF : ModelFormat::HF;
   if (!o.to.empty()) {
@@ -37,7 +49,14 @@ inline SaveOptions output_save_options(const OutputArgs& o, DType input_dtype) {
               ": a .gguf name is a GGUF file (drop --to, or name the HF directory without .gguf)");
     so.format = f;
   }
+  SEC_CHECK(!(o.sparse && o.dense), "--sparse and --dense contradict each other: give one of them");
+  SEC_CHECK(!o.sparse || so.format == ModelFormat::GGUF, "--sparse needs a GGUF output (safetensors has no ",
+            "compressed sparse dtype): name the output .gguf, or drop --sparse");
   so.dtype = o.dtype.empty() ? input_dtype : parse_dtype(o.dtype);
+  SEC_CHECK(!o.sparse || o.dtype.empty() || so.dtype == DType::F32, "--sparse stores f32 values; it cannot be ",
+            "combined with --dtype ", o.dtype, " (drop one of them)");
+  so.sparse = o.sparse || (input_sparse && !o.dense && so.format == ModelFormat::GGUF && so.dtype == DType::F32);
+  if (so.sparse) so.dtype = DType::F32;
   return so;
 }
 

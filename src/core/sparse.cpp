@@ -54,6 +54,29 @@ int64_t row_tasks(int64_t rows, int64_t cols) { return task_count(rows, double(c
 
 size_t sparse_blob_bytes(int64_t rows, int64_t cols, int64_t nnz) { return layout(rows, cols, nnz).total; }
 
+uint64_t sparse_header_nnz(const void* blob) {
+  Header h;
+  std::memcpy(&h, blob, sizeof h);
+  return h.nnz;
+}
+
+size_t sparse_stored_bytes(const Tensor& t) {
+  if (t.dtype() == DType::F32_SPARSE) return t.nbytes();
+  SEC_ASSERT(t.dtype() == DType::F32 && t.ndim() == 2);
+  const int64_t rows = t.dim(0), cols = t.dim(1);
+  const float* w = t.f32();
+  const int64_t tasks = row_tasks(rows, cols), per = (rows + tasks - 1) / tasks;
+  std::vector<int64_t> counts(size_t(tasks), 0);
+  parallel_for(tasks, [&](int64_t k) {
+    int64_t n = 0;
+    for (int64_t i = k * per * cols, e = std::min(rows, (k + 1) * per) * cols; i < e; i++) n += bits_of(w[i]) != 0;
+    counts[size_t(k)] = n;
+  });
+  int64_t nnz = 0;
+  for (int64_t n : counts) nnz += n;
+  return sparse_blob_bytes(rows, cols, nnz);
+}
+
 SparseView sparse_view(const Tensor& t) {
   SEC_ASSERT(t.dtype() == DType::F32_SPARSE && t.ndim() == 2);
   const auto* base = static_cast<const uint8_t*>(t.raw());

@@ -37,6 +37,12 @@ struct SparseView {
 SparseView sparse_view(const Tensor& t);
 
 size_t sparse_blob_bytes(int64_t rows, int64_t cols, int64_t nnz);
+constexpr size_t kSparseHeaderBytes = 64;
+// The nnz field of a blob's header (kSparseHeaderBytes readable at `blob`; nothing else is checked).
+uint64_t sparse_header_nnz(const void* blob);
+// Bytes of the blob compress_sparse(t) would make (t f32, 2-D; for an F32_SPARSE t its own size),
+// counted without building it.
+size_t sparse_stored_bytes(const Tensor& t);
 
 // dense: an f32 (or f16/bf16, converted first) 2-D tensor [O, I]. format: DType::F32_SPARSE.
 Tensor compress_sparse(const Tensor& dense, DType format = DType::F32_SPARSE);

@@ -57,7 +57,8 @@ BenchResult run_bench(const Model& m, const BenchOptions& opts) {
   r.params = param_count(c);
   r.linear_params = linear_param_count(c);
   for_each_tensor(c, m.weights, [&](const TensorRef& t) { r.weight_bytes += int64_t(t.tensor.nbytes()); });
-  r.file_weight_bytes = r.params * int64_t(dtype_size(m.source.file_dtype));
+  r.file_weight_bytes = m.source.stored_weight_bytes > 0 ? m.source.stored_weight_bytes
+                                                         : r.params * int64_t(dtype_size(m.source.file_dtype));
   r.flops_per_token = flops_per_token(c, P);
   r.flops_per_token_linear = 2.0 * double(r.linear_params);
   return r;

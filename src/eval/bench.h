@@ -27,8 +27,8 @@ struct BenchResult {
   int64_t peak_rss_bytes = 0;         // getrusage ru_maxrss of the whole process (includes loading)
   int64_t params = 0;                 // distinct parameters (tied head counted once)
   int64_t linear_params = 0;          // see the formula above
-  int64_t weight_bytes = 0;           // in memory (f32)
-  int64_t file_weight_bytes = 0;      // at the source file's dtype (params * dtype size)
+  int64_t weight_bytes = 0;           // in memory (f32, sparse-stored block linears compressed)
+  int64_t file_weight_bytes = 0;      // as stored in the source file(s) (params * dtype size when unknown)
   double flops_per_token = 0;         // at ctx = prompt_tokens
   double flops_per_token_linear = 0;  // 2 * linear_params (context-independent part)
 };

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/sparse.h"
 
 namespace sec {
 
@@ -292,6 +293,8 @@ uint32_t gguf_ggml_type(DType t) {
       return 1;
     case DType::BF16:
       return 30;
+    case DType::F32_SPARSE:
+      return kGgmlTypeF32Sparse;
   }
   return 0;
 }
@@ -348,11 +351,15 @@ GgufFile::GgufFile(const std::string& path, MappedFile::Mode mode) : file_(path,
       t.dtype = DType::F16;
     else if (t.ggml_type == 30)
       t.dtype = DType::BF16;
+    else if (t.ggml_type == kGgmlTypeF32Sparse)
+      t.dtype = DType::F32_SPARSE;
     else
       fail(path, ": tensor '", t.name, "' has unsupported tensor type ", ggml_type_name(t.ggml_type), " (ggml type ",
            t.ggml_type, "); secateur reads F32, F16 and BF16 GGUF files (quantized models are not supported)");
-    t.nbytes = numel * dtype_size(t.dtype);
-    t.offset = c.get<uint64_t>("tensor offset");  // relative for now
+    SEC_CHECK(t.dtype != DType::F32_SPARSE || nd == 2, path, ": sparse tensor '", t.name, "' has ", nd,
+              " dimensions (a sparse tensor is a matrix)");
+    t.nbytes = t.dtype == DType::F32_SPARSE ? 0 : numel * dtype_size(t.dtype);  // sparse: from its header below
+    t.offset = c.get<uint64_t>("tensor offset");                                // relative for now
     SEC_CHECK(t.offset % alignment_ == 0, path, ": tensor '", t.name, "' offset ", t.offset,
               " is not a multiple of the alignment ", alignment_);
     SEC_CHECK(!tensor_index_.count(t.name), path, ": tensor '", t.name, "' appears twice");
@@ -365,6 +372,15 @@ GgufFile::GgufFile(const std::string& path, MappedFile::Mode mode) : file_(path,
             file_.size(), " bytes");
   uint64_t data_size = file_.size() >= data_start ? file_.size() - data_start : 0;
   for (auto& t : tensors_) {
+    if (t.dtype == DType::F32_SPARSE) {  // the blob's size follows from its header (rows, cols, nnz)
+      SEC_CHECK(t.offset <= data_size && kSparseHeaderBytes <= data_size - t.offset, path, ": sparse tensor '", t.name,
+                "' at data offset ", t.offset, " has no room for its header in the data section (", data_size,
+                " bytes); the file is truncated or corrupt");
+      const uint64_t nnz = sparse_header_nnz(file_.data() + data_start + t.offset);
+      const uint64_t numel = uint64_t(t.shape[0]) * uint64_t(t.shape[1]);
+      SEC_CHECK(nnz <= numel, path, ": sparse tensor '", t.name, "' claims ", nnz, " values for ", numel, " elements");
+      t.nbytes = sparse_blob_bytes(t.shape[0], t.shape[1], int64_t(nnz));
+    }
     SEC_CHECK(t.offset <= data_size && t.nbytes <= data_size - t.offset, path, ": tensor '", t.name, "' (",
               shape_str(t.shape), " ", dtype_name(t.dtype), ", ", t.nbytes, " bytes at data offset ", t.offset,
               ") lies outside the data section (", data_size, " bytes); the file is truncated or corrupt");
@@ -427,6 +443,7 @@ bool GgufFile::get_bool(const std::string& key, bool def) const {
 
 Tensor GgufFile::read_f32(const GgufTensorInfo& t) const {
   SEC_ASSERT(t.offset + t.nbytes <= file_.size());
+  if (t.dtype == DType::F32_SPARSE) return load_stored(t).to(DType::F32);
   Tensor raw = Tensor::empty(t.shape, t.dtype);
   if (t.nbytes) std::memcpy(raw.raw(), file_.data() + t.offset, t.nbytes);
   file_.release(t.offset, t.nbytes);
@@ -439,6 +456,16 @@ Tensor GgufFile::load_f32(const GgufTensorInfo& t) const {
       reinterpret_cast<uintptr_t>(file_.data() + t.offset) % alignof(float) == 0)
     return Tensor::view(file_.writable_data() + t.offset, t.shape, DType::F32, file_.keepalive());
   return read_f32(t);
+}
+
+Tensor GgufFile::load_stored(const GgufTensorInfo& t) const {
+  if (t.dtype != DType::F32_SPARSE) return load_f32(t);
+  SEC_ASSERT(t.offset + t.nbytes <= file_.size());
+  validate_sparse_blob(file_.data() + t.offset, t.nbytes, t.shape, path() + ": tensor '" + t.name + "'");
+  Tensor blob = Tensor::empty_packed(t.shape, DType::F32_SPARSE, t.nbytes);
+  std::memcpy(blob.raw(), file_.data() + t.offset, t.nbytes);
+  file_.release(t.offset, t.nbytes);
+  return blob;
 }
 
 // ---- writing ----
@@ -456,12 +483,17 @@ void GgufWriter::add_tensor(const std::string& name, Tensor t) {
   SEC_ASSERT(t.defined());
   Shape shape = t.shape();
   DType dtype = t.dtype();
-  add_tensor(name, shape, dtype, [t] { return t; });
+  const uint64_t nbytes = t.nbytes();
+  add_tensor(
+      name, shape, dtype, [t] { return t; }, nbytes);
 }
 
-void GgufWriter::add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make) {
+void GgufWriter::add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make,
+                            uint64_t nbytes) {
   SEC_ASSERT(shape.size() >= 1 && shape.size() <= kMaxDims && make);
-  tensors_.push_back({name, shape, dtype, std::move(make)});
+  if (!dtype_is_packed(dtype)) nbytes = uint64_t(shape_numel(shape)) * dtype_size(dtype);
+  SEC_ASSERT(nbytes > 0 || shape_numel(shape) == 0);
+  tensors_.push_back({name, shape, dtype, std::move(make), nbytes});
 }
 
 namespace {
@@ -557,8 +589,7 @@ void GgufWriter::write(const std::string& path, uint64_t alignment) const {
     for (size_t d = t.shape.size(); d-- > 0;) h.put<uint64_t>(uint64_t(t.shape[d]));
     h.put<uint32_t>(gguf_ggml_type(t.dtype));
     h.put<uint64_t>(offset);
-    const uint64_t nbytes = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
-    offset = (offset + nbytes + alignment - 1) / alignment * alignment;
+    offset = (offset + t.nbytes + alignment - 1) / alignment * alignment;
   }
   AtomicFile f(path);
   f.write(h.b);
@@ -568,7 +599,7 @@ void GgufWriter::write(const std::string& path, uint64_t alignment) const {
     f.pad_to(alignment);
     SEC_ASSERT((f.offset() - data_start) % alignment == 0);
     const Tensor t = p.make();  // one tensor's (possibly converted) data at a time
-    SEC_ASSERT(t.shape() == p.shape && t.dtype() == p.dtype);
+    SEC_ASSERT(t.shape() == p.shape && t.dtype() == p.dtype && t.nbytes() == p.nbytes);
     f.write(t.raw(), t.nbytes());
   }
   f.commit();

@@ -10,7 +10,11 @@
 // ggml lists dims innermost first: ne[0] is the row length (the `in` dimension of a weight), so
 // ne = [in, out] is the PyTorch shape [out, in]. GgufTensorInfo::shape is in PyTorch order.
 // The reader validates every count, string length, offset and size against the file before
-// reading it. Tensor types: F32, F16, BF16; anything else is an "unsupported tensor type" error.
+// reading it. Tensor types: F32, F16, BF16, and secateur's compressed sparse blob (F32_SPARSE,
+// core/sparse.h) under a type id ggml does not have (kGgmlTypeF32Sparse), so that llama.cpp refuses
+// such a file ("invalid ggml type") instead of misreading it; a blob's size is not given by its
+// shape: the reader takes it from the blob's header (its nnz) and validates the whole blob before it
+// is used. Anything else is an "unsupported tensor type" error.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -74,10 +78,14 @@ struct GgufValue {
   std::string to_string(size_t max_items = 8) const;  // for info / error messages
 };
 
+// The tensor type id of an F32_SPARSE blob in secateur's GGUF files: far outside ggml's type range
+// (0..~40), so that ggml's reader rejects the file.
+constexpr uint32_t kGgmlTypeF32Sparse = 0x5350;  // "SP"
+
 struct GgufTensorInfo {
   std::string name;
   Shape shape;             // PyTorch order (ggml ne reversed)
-  uint32_t ggml_type = 0;  // 0 F32, 1 F16, 30 BF16
+  uint32_t ggml_type = 0;  // 0 F32, 1 F16, 30 BF16, kGgmlTypeF32Sparse
   DType dtype = DType::F32;
   uint64_t offset = 0;  // absolute byte offset in the file
   uint64_t nbytes = 0;
@@ -109,6 +117,9 @@ class GgufFile {
   // For keeps: in CopyOnWrite mode an aligned F32 tensor is a writable view into the mapping (no
   // copy; writes never reach the file), anything else read_f32's copy.
   Tensor load_f32(const GgufTensorInfo& t) const;
+  // The tensor as stored when it is F32_SPARSE (an owned copy of the validated blob); otherwise
+  // load_f32. read_f32 / load_f32 of a sparse tensor give its dense f32 form.
+  Tensor load_stored(const GgufTensorInfo& t) const;
   const uint8_t* data(const GgufTensorInfo& t) const { return file_.data() + t.offset; }
   // Gives back the pages of a tensor that was only read, not loaded (see MappedFile::release).
   void release(const GgufTensorInfo& t) const { file_.release(t.offset, t.nbytes); }
@@ -130,8 +141,10 @@ class GgufWriter {
   void set(const std::string& key, GgufValue v);
   void add_tensor(const std::string& name, Tensor t);
   // A tensor of this shape and stored dtype whose data `make` produces while write() runs, one
-  // tensor at a time: a converted or permuted copy then lives only while it is being written.
-  void add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make);
+  // tensor at a time: a converted or permuted copy then lives only while it is being written. A
+  // packed dtype (F32_SPARSE) needs the blob's size `nbytes` up front (the offsets are written first).
+  void add_tensor(const std::string& name, const Shape& shape, DType dtype, std::function<Tensor()> make,
+                  uint64_t nbytes = 0);
   void write(const std::string& path, uint64_t alignment = 32) const;  // atomic
 
  private:
@@ -140,12 +153,13 @@ class GgufWriter {
     Shape shape;
     DType dtype;
     std::function<Tensor()> make;
+    uint64_t nbytes;
   };
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;
 };
 
-uint32_t gguf_ggml_type(DType t);  // F32 0, F16 1, BF16 30
+uint32_t gguf_ggml_type(DType t);  // F32 0, F16 1, BF16 30, F32_SPARSE kGgmlTypeF32Sparse
 
 // Tokenizer metadata (tokenizer.ggml.*). read returns nullopt when the file has no vocabulary (no
 // tokenizer.ggml.model, or the placeholder model "no_vocab"/"none").

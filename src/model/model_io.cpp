@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/sparse.h"
 #include "io/gguf.h"
 #include "io/json.h"
 #include "io/llama2c.h"
@@ -188,6 +189,7 @@ static Model load_hf(const std::string& path, const LoadOptions& opts) {
     check_shape(e->file->path(), r.name, e->tensor->shape, r.shape);
     r.tensor = e->file->load_f32(*e->tensor);
     dtypes[e->tensor->dtype] += r.tensor.numel();
+    m.source.stored_weight_bytes += int64_t(e->tensor->nbytes);
     used.insert(r.name);
   });
   std::vector<std::string> extra;
@@ -229,6 +231,8 @@ static nlohmann::ordered_json hf_generation_config(const Model& m) {
 }
 
 static void save_hf(const Model& m, const std::string& dir, const SaveOptions& opts) {
+  SEC_CHECK(!opts.sparse, dir, ": sparse storage is GGUF only (safetensors has no compressed sparse dtype); ",
+            "write a .gguf, or store dense");
   if (!m.config.plain_residual())
     log_warn(dir, ": a rotated / sliced model (model_type ", kSlicedModelType,
              ", shortcut matrices): Transformers and llama.cpp cannot build this model; secateur can");
@@ -537,13 +541,20 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
     const GgufTensorInfo* t = g.find_tensor(name);
     SEC_CHECK(t != nullptr, path, ": missing tensor ", name, " (shape ", shape_str(r.shape), ")");
     check_shape(path, name, t->shape, r.shape);
+    SEC_CHECK(t->dtype != DType::F32_SPARSE || sparse_storable(r.kind), path, ": tensor ", name,
+              " is stored sparse, which only block linears may be");
+    const bool keep = opts.keep_sparse && t->dtype == DType::F32_SPARSE;
     RopeRows rope = tensor_rule(r.kind).rope;
-    if (interleaved && rope != RopeRows::None)  // permuted into an owned copy
+    if (interleaved && rope != RopeRows::None) {  // permuted into an owned copy (expanded, then compressed again)
       r.tensor = rope_rows_from_interleaved(
           g.read_f32(*t), rope == RopeRows::QueryHeads ? c.blocks[r.layer].n_heads : c.blocks[r.layer].n_kv_heads);
-    else
-      r.tensor = g.load_f32(*t);
-    if (t->shape.size() > 1) dtypes[t->dtype] += t->shape[0] * t->shape[1];
+      if (keep) r.tensor = compress_sparse(r.tensor);
+    } else {
+      r.tensor = keep ? g.load_stored(*t) : g.load_f32(*t);
+    }
+    // Sparse values are f32: the majority dtype counts them as f32.
+    if (t->shape.size() > 1) dtypes[t->dtype == DType::F32_SPARSE ? DType::F32 : t->dtype] += t->shape[0] * t->shape[1];
+    m.source.sparse_tensors += t->dtype == DType::F32_SPARSE;
     used.insert(name);
   });
   std::vector<std::string> extra;
@@ -553,6 +564,7 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   m.source.path = path;
   m.source.format = "gguf";
   m.source.file_dtype = majority(dtypes);
+  for (const auto& t : g.tensors()) m.source.stored_weight_bytes += int64_t(t.nbytes);
   m.source.sha256 = sha256_file(path);
   if (!opts.tokenizer_path.empty()) {
     m.tokenizer = make_tokenizer(read_tokenizer_data(opts.tokenizer_path), c, opts.tokenizer_path);
@@ -562,8 +574,16 @@ static Model load_gguf(const std::string& path, const LoadOptions& opts) {
   return m;
 }
 
+bool sparse_storable(TensorKind k) { return tensor_rule(k).is_linear; }  // q, k, v, o, gate, up, down
+
+// Sparse storage (SaveOptions::sparse): a block linear is written as an F32_SPARSE blob (type id
+// kGgmlTypeF32Sparse, which ggml does not know: llama.cpp refuses the file) when the blob is smaller
+// than the dense f32 tensor. Everything else about the file (architecture, keys, names, q/k row
+// order) is what the dense file has, so `convert --dense` gives back exactly the dense file.
 static void save_gguf(const Model& m, const std::string& path, const SaveOptions& opts) {
   const Config& c = m.config;
+  SEC_CHECK(!opts.sparse || opts.dtype == DType::F32, path, ": sparse storage keeps f32 values; it cannot be ",
+            "combined with --dtype ", dtype_name(opts.dtype));
   SEC_CHECK(!c.attn_bias || c.architecture == "qwen2" || c.architecture == "llama", "cannot save architecture ",
             c.architecture, " as GGUF");
   const std::string arch = gguf_architecture_for(c);
@@ -656,8 +676,10 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
     DType dtype;
     std::function<Tensor()> make;
     int layer;
+    uint64_t nbytes = 0;  // F32_SPARSE: the blob's size
   };
   std::vector<Entry> entries;
+  int n_sparse = 0;
   const bool interleaved = arch == "llama" || deci || sliced;
   std::function<Tensor()> embed_stored;
   for_each_tensor(c, m.weights, [&](const TensorRef& r) {
@@ -667,10 +689,19 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
     const int heads = !interleaved || rope == RopeRows::None ? 0
                       : rope == RopeRows::QueryHeads         ? c.blocks[r.layer].n_heads
                                                              : c.blocks[r.layer].n_kv_heads;
-    const DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
-    auto make = [t = r.tensor, heads, d] { return to_stored(heads ? rope_rows_to_interleaved(t, heads) : t, d); };
+    DType d = r.tensor.ndim() == 1 ? DType::F32 : opts.dtype;
+    uint64_t nbytes = 0;
+    if (opts.sparse && sparse_storable(r.kind) && r.tensor.ndim() == 2) {
+      // The blob's size does not depend on the row order, so the unpermuted tensor gives it.
+      const size_t sparse_bytes = sparse_stored_bytes(r.tensor);
+      if (sparse_bytes < size_t(r.tensor.numel()) * 4) d = DType::F32_SPARSE, nbytes = sparse_bytes, n_sparse++;
+    }
+    auto make = [t = r.tensor, heads, d] {
+      if (!heads) return to_stored(t, d);
+      return to_stored(rope_rows_to_interleaved(t.dtype() == DType::F32_SPARSE ? t.to(DType::F32) : t, heads), d);
+    };
     if (r.kind == TensorKind::Embed) embed_stored = make;
-    entries.push_back({tensor_name_gguf(r.kind, r.layer), r.shape, d, make, r.layer});
+    entries.push_back({tensor_name_gguf(r.kind, r.layer), r.shape, d, make, r.layer, nbytes});
   });
   // Placeholder tensors go where their block's tensors would be: before the first tensor of a later
   // block or the final norm. Norms are ones, everything else zero (the sub-block outputs exactly 0).
@@ -727,10 +758,13 @@ static void save_gguf(const Model& m, const std::string& path, const SaveOptions
                               TensorKind::KBias, TensorKind::VBias, TensorKind::O});
   for (int64_t l : placeholder_ffn)
     add_placeholders(int(l), {TensorKind::FfnNorm, TensorKind::Gate, TensorKind::Up, TensorKind::Down});
-  for (const Entry& e : entries) w.add_tensor(e.name, e.shape, e.dtype, e.make);
+  for (const Entry& e : entries) w.add_tensor(e.name, e.shape, e.dtype, e.make, e.nbytes);
+  if (opts.sparse && n_sparse == 0)
+    log_warn(path, ": --sparse: no block linear has enough zeros to be smaller stored sparse; the file is dense");
   // A tied classifier is written out as output.weight too, like llama.cpp's llama2.c converter;
-  // the reader recognises it as tied because its bytes equal token_embd.weight.
-  if (c.tied_embeddings)
+  // the reader recognises it as tied because its bytes equal token_embd.weight. A sparse file, which
+  // llama.cpp cannot load anyway, leaves that copy out (no output.weight also means tied).
+  if (c.tied_embeddings && n_sparse == 0)
     w.add_tensor(tensor_name_gguf(TensorKind::LmHead), m.weights.embed.shape(), opts.dtype, embed_stored);
   if (c.rope_scaling.type == "llama3") {
     auto f = llama3_rope_factors(c);
@@ -780,6 +814,7 @@ static Model load_llama2c(const std::string& path, const LoadOptions& opts) {
   m.source.path = path;
   m.source.format = "llama2c";
   m.source.file_dtype = DType::F32;
+  m.source.stored_weight_bytes = int64_t(fs::file_size(path));
   m.source.sha256 = sha256_file(path);
   std::string tok =
       opts.tokenizer_path.empty() ? find_llama2c_tokenizer(path, m.config.vocab_size) : opts.tokenizer_path;

@@ -254,8 +254,9 @@ void check_weights(const Config& c, const Weights& w) {
     SEC_CHECK(r.tensor.defined(), "missing tensor ", r.name);
     SEC_CHECK(r.tensor.shape() == r.shape, "tensor ", r.name, " has shape ", shape_str(r.tensor.shape()),
               " but the config requires ", shape_str(r.shape));
-    SEC_CHECK(r.tensor.dtype() == DType::F32, "tensor ", r.name, " is ", dtype_name(r.tensor.dtype()),
-              ", expected f32 in memory");
+    const bool linear = tensor_rule(r.kind).is_linear;  // a block linear may be held compressed
+    SEC_CHECK(r.tensor.dtype() == DType::F32 || (linear && r.tensor.dtype() == DType::F32_SPARSE), "tensor ", r.name,
+              " is ", dtype_name(r.tensor.dtype()), ", expected f32 in memory (f32-sparse for block linears)");
   });
 }
 

@@ -550,5 +550,30 @@ TEST(LlamaCpp, BlocksWithoutAttentionOrFfn) {
   EXPECT_EQ(back.config.blocks, c.blocks);
 }
 
+// A GGUF with sparse-stored block linears (F32_SPARSE, type id kGgmlTypeF32Sparse) is refused by
+// llama.cpp when it reads the tensor infos ("invalid ggml type"), an error and not a crash; the same
+// model converted back to dense (`convert --dense`) runs there and agrees with secateur.
+TEST(LlamaCpp, SparseGgufIsRefusedAndItsDenseFormRuns) {
+  SEC_REQUIRE_LLAMACPP();
+  testing::TempDir d;
+  Model m = random_model(testing::tiny_config(4, 2, false, false), 21);
+  for (auto& b : m.weights.blocks)
+    for (Tensor* t : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down}) {
+      float* p = t->f32();
+      for (int64_t i = 0; i < t->numel(); i += 2) p[i] = 0.f;
+    }
+  SaveOptions so;
+  so.format = ModelFormat::GGUF;
+  so.sparse = true;
+  save_model(m, d.file("sparse.gguf"), so);
+  ASSERT_GT(load_model(d.file("sparse.gguf")).source.sparse_tensors, 0);
+  testing::CommandResult r = testing::run_llamacpp({"generate", d.file("sparse.gguf"), "--tokens", "4"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // an error, not a signal
+  EXPECT_NE((r.out + r.err).find("invalid ggml type"), std::string::npos) << r.out << r.err;
+  LoadOptions keep;
+  keep.keep_sparse = true;
+  EXPECT_EQ(expect_llamacpp_agrees(load_model(d.file("sparse.gguf"), keep), d, "dense-again"), "llama");
+}
+
 }  // namespace
 }  // namespace sec

@@ -362,6 +362,28 @@ TEST(Kernels, LinearSparseEqualsDense) {
   }
 }
 
+// The extremes of the format: no stored value at all (nnz 0: the values section is only padding)
+// and every value stored (a mask of ones), decode (N 1, 3) and prefill (N 64) paths, odd shapes.
+TEST(Kernels, LinearSparseEmptyAndFullMatrices) {
+  for (KernelIsa isa : isas()) {
+    EachIsa scope(isa);
+    for (auto [N, I, O] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 37, 5}, {3, 300, 67}, {64, 129, 33}})
+      for (double density : {0.0, 1.0}) {
+        std::vector<float> wv = density == 0.0 ? std::vector<float>(size_t(O * I), 0.f) : randn(size_t(O * I), 80);
+        auto x = randn(size_t(N * I), 81), b = randn(size_t(O), 82);
+        Tensor s = compress_sparse(Tensor::from_vector(wv, {O, I}));
+        EXPECT_EQ(sparse_view(s).nnz, density == 0.0 ? 0 : O * I);
+        std::vector<float> fast(size_t(N * O));
+        linear_forward(fast.data(), x.data(), s, b.data(), N);
+        std::vector<double> ref, bound;
+        reference_linear(x, to_double(wv), &b, N, I, O, false, ref, bound);
+        expect_within(fast, ref, bound, I,
+                      std::string("sparse ") + kernel_isa_name(isa) + " N" + std::to_string(N) + " density " +
+                          std::to_string(density));
+      }
+  }
+}
+
 TEST(Kernels, SparseBlobValidationRejectsCorruption) {
   Tensor s = compress_sparse(Tensor::from_vector(sparse_matrix(9, 70, 0.5, 70), {9, 70}));
   std::vector<uint8_t> good(static_cast<const uint8_t*>(s.raw()), static_cast<const uint8_t*>(s.raw()) + s.nbytes());
