@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
     sec::TrainResult res = sec::train(student, nullptr, data, {}, o);
     if (r > 0) best = std::max(best, res.tokens_per_s);
   }
-  std::printf("secateur distill step: %d blocks, teacher hidden 2048 -> student 1536, %d x %d tokens, threads %d: "
-              "best %.1f tokens/s\n",
-              layers, B, T, sec::num_threads(), best);
+  std::printf(
+      "secateur distill step: %d blocks, teacher hidden 2048 -> student 1536, %d x %d tokens, threads %d: "
+      "best %.1f tokens/s\n",
+      layers, B, T, sec::num_threads(), best);
   return 0;
 }

@@ -53,9 +53,9 @@ int main(int argc, char** argv) {
     grad_s = std::min(grad_s, std::chrono::duration<double>(t1 - t0).count());
     total_s = std::min(total_s, std::chrono::duration<double>(t2 - t0).count());
   }
-  std::printf("secateur llm-pruner taylor: %d blocks, %d x %d tokens, threads %d: gradients %.3f s, total %.3f s, "
-              "%lld -> %lld params\n",
-              layers, nsamples, seqlen, sec::num_threads(), grad_s, total_s, (long long)sec::param_count(c),
-              (long long)params);
+  std::printf(
+      "secateur llm-pruner taylor: %d blocks, %d x %d tokens, threads %d: gradients %.3f s, total %.3f s, "
+      "%lld -> %lld params\n",
+      layers, nsamples, seqlen, sec::num_threads(), grad_s, total_s, (long long)sec::param_count(c), (long long)params);
   return 0;
 }

@@ -51,8 +51,9 @@ int main(int argc, char** argv) {
     if (r == 0) continue;
     fwd = std::min(fwd, a), blocks = std::min(blocks, b), stats = std::min(stats, c);
   }
-  std::printf("minitron statistics: %d blocks, %d x %d tokens, threads %d: forward %.3f s (blocks only %.3f s), "
-              "statistics %.3f s: %.3fx the forward, %.3fx the blocks\n",
-              layers, nsamples, seqlen, sec::num_threads(), fwd, blocks, stats, stats / fwd, stats / blocks);
+  std::printf(
+      "minitron statistics: %d blocks, %d x %d tokens, threads %d: forward %.3f s (blocks only %.3f s), "
+      "statistics %.3f s: %.3fx the forward, %.3fx the blocks\n",
+      layers, nsamples, seqlen, sec::num_threads(), fwd, blocks, stats, stats / fwd, stats / blocks);
   return 0;
 }

@@ -207,8 +207,8 @@ UnstructuredReport prune_unstructured(Model& m, const UnstructuredOptions& o, co
   return prune_impl(m, o, run);
 }
 
-UnstructuredReport prune_unstructured_hidden(Model& m, const UnstructuredOptions& o, const std::vector<float>& hidden, int64_t nsamples,
-                               int64_t seqlen) {
+UnstructuredReport prune_unstructured_hidden(Model& m, const UnstructuredOptions& o, const std::vector<float>& hidden,
+                                             int64_t nsamples, int64_t seqlen) {
   Runner run = [&](Model& mm, LayerwiseMethod& method, const LayerwiseOptions& lo) {
     std::vector<float> h = hidden;  // the driver overwrites its buffer
     return run_layerwise_hidden(mm, h, nsamples, seqlen, method, lo);
@@ -224,7 +224,8 @@ static UnstructuredReport prune_impl(Model& m, const UnstructuredOptions& o, con
     SEC_CHECK(o.target.ratio >= 0 && o.target.ratio < 1, "--sparsity must be in [0, 1), got ", o.target.ratio);
   SEC_CHECK(!(o.owl && o.target.is_nm()),
             "--owl allocates unstructured per-block sparsity; it cannot be combined with --nm");
-  SEC_CHECK(!(o.owl && o.method == UnstructuredMethod::Magnitude), "--owl works on top of wanda or sparsegpt, not magnitude");
+  SEC_CHECK(!(o.owl && o.method == UnstructuredMethod::Magnitude),
+            "--owl works on top of wanda or sparsegpt, not magnitude");
   std::regex skip_re;
   const std::regex* skip = nullptr;
   if (!o.skip_regex.empty()) {

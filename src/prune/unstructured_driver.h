@@ -47,7 +47,7 @@ struct UnstructuredReport {
   double seconds = 0;
   int64_t pruned_zeros() const;
   int64_t prunable_params() const;
-  double overall_sparsity() const;  // zeros / params over the pruned layers
+  double overall_sparsity() const;         // zeros / params over the pruned layers
   nlohmann::ordered_json to_json() const;  // the method's part of the prune report
 };
 

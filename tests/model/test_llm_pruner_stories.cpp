@@ -13,9 +13,9 @@
 #include "calib/dataset.h"
 #include "core/threads.h"
 #include "eval/perplexity.h"
+#include "io/gguf.h"
 #include "model/generate.h"
 #include "model/model_io.h"
-#include "io/gguf.h"
 #include "testing/testing.h"
 #include "train/data.h"
 #include "train/lora.h"
@@ -38,10 +38,18 @@ double eval_ppl(const Model& m) {
 }
 
 std::vector<std::string> acceptance_args(const std::string& out) {
-  return {"prune",       testing::shared_path(kModel), "-o",         out,           "--method",     "llm-pruner",
-          "--importance", "taylor",                    "--taylor",   "first",       "--aggregate",  "sum",
-          "--attn-ratio", "0.25",                      "--mlp-ratio", "0.2",        "--calib",      testing::shared_path(kCalib),
-          "--nsamples",   "128",                       "--seqlen",   "256",         "--batch",      "8"};
+  return {"prune",        testing::shared_path(kModel),
+          "-o",           out,
+          "--method",     "llm-pruner",
+          "--importance", "taylor",
+          "--taylor",     "first",
+          "--aggregate",  "sum",
+          "--attn-ratio", "0.25",
+          "--mlp-ratio",  "0.2",
+          "--calib",      testing::shared_path(kCalib),
+          "--nsamples",   "128",
+          "--seqlen",     "256",
+          "--batch",      "8"};
 }
 
 // One pruned model shared by the tests of this file.
@@ -120,8 +128,9 @@ TEST(LlmPrunerStories, BadInputIsAClearErrorAndWritesNothing) {
   testing::TempDir dir;
   const std::string out = dir.file("x.gguf");
   auto expect_fail = [&](std::vector<std::string> extra, const std::string& needle) {
-    std::vector<std::string> args = {"prune",  testing::shared_path(kModel), "-o", out, "--method", "llm-pruner",
-                                     "--calib", testing::shared_path(kCalib), "--nsamples", "4", "--seqlen", "32"};
+    std::vector<std::string> args = {
+        "prune",   testing::shared_path(kModel), "-o",         out, "--method", "llm-pruner",
+        "--calib", testing::shared_path(kCalib), "--nsamples", "4", "--seqlen", "32"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = testing::run_cli(args);
     EXPECT_NE(r.exit_code, 0) << needle;
@@ -138,8 +147,8 @@ TEST(LlmPrunerStories, BadInputIsAClearErrorAndWritesNothing) {
   expect_fail({"--target-params", "0.4", "--attn-layers", "0-1", "--mlp-layers", "0-1"}, "cannot be reached");
   expect_fail({"--sparsity", "0.5"}, "--sparsity does not apply to --method llm-pruner");
   expect_fail({}, "nothing to prune");
-  auto r = testing::run_cli({"prune", testing::shared_path(kModel), "-o", out, "--method", "llm-pruner",
-                             "--mlp-ratio", "0.2"});
+  auto r = testing::run_cli(
+      {"prune", testing::shared_path(kModel), "-o", out, "--method", "llm-pruner", "--mlp-ratio", "0.2"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("needs calibration data: --calib FILE"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(out));
@@ -154,8 +163,16 @@ TEST(LlmPrunerStories, TargetParamsFindsTheRatio) {
   SEC_REQUIRE_SHARED(kCalib);
   testing::TempDir dir;
   for (bool global : {false, true}) {
-    std::vector<std::string> args = {"prune",      testing::shared_path(kModel), "-o", dir.file("t.gguf"),
-                                     "--method",   "llm-pruner",  "--importance", "l2", "--target-params", "0.85"};
+    std::vector<std::string> args = {"prune",
+                                     testing::shared_path(kModel),
+                                     "-o",
+                                     dir.file("t.gguf"),
+                                     "--method",
+                                     "llm-pruner",
+                                     "--importance",
+                                     "l2",
+                                     "--target-params",
+                                     "0.85"};
     if (global) args.push_back("--global");
     auto r = testing::run_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;

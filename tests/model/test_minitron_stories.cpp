@@ -46,15 +46,7 @@ PplResult eval_vs_dense(const Model& m, const Model* dense) {
 }
 
 std::vector<std::string> prune_args(const std::string& out, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {"prune",      testing::shared_path(kModel),
-                                "-o",         out,
-                                "--method",   "minitron",
-                                "--calib",    testing::shared_path(kCalib),
-                                "--nsamples", "128",
-                                "--seqlen",   "256",
-                                "--batch",    "8"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  return testing::stories_prune_args("minitron", out, extra);
 }
 
 Model load_dense() {

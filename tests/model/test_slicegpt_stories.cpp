@@ -120,15 +120,7 @@ PplResult eval_stories(const Model& m, const Model* ref) {
 }
 
 std::vector<std::string> prune_args(const std::string& out, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {"prune",      testing::shared_path(kModel),
-                                "-o",         out,
-                                "--method",   "slicegpt",
-                                "--calib",    testing::shared_path(kCalib),
-                                "--nsamples", "128",
-                                "--seqlen",   "256",
-                                "--batch",    "8"};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  return testing::stories_prune_args("slicegpt", out, extra);
 }
 
 TEST(SliceGptStories, RotationAloneKeepsStories260K) {

@@ -35,8 +35,8 @@ TEST(LlmPrunerOfficial, Stories260KPerplexityWithinTenPercentOfTheOfficialProced
   SamplingOptions so;
   so.nsamples = 128;
   so.seqlen = 256;
-  CalibSamples calib = sample_calibration(load_corpus(testing::shared_path("data/tinystories/calib.txt")),
-                                          *m.tokenizer, so);
+  CalibSamples calib =
+      sample_calibration(load_corpus(testing::shared_path("data/tinystories/calib.txt")), *m.tokenizer, so);
   std::vector<int32_t> eval =
       tokenize_text(*m.tokenizer, load_corpus(testing::shared_path("data/tinystories/eval.txt")).documents[0], true);
 
@@ -60,10 +60,11 @@ TEST(LlmPrunerOfficial, Stories260KPerplexityWithinTenPercentOfTheOfficialProced
   po.progress = false;
   const PplResult ours = evaluate_perplexity(pruned, eval, po);
   set_num_threads(0);
-  std::printf("[ info ] stories260K LLM-Pruner eval PPL: secateur %.4f (%lld params), official procedure %.4f "
-              "(%lld params), ratio %.3f\n",
-              ours.ppl, (long long)param_count(pruned.config), official["ppl"].get<double>(),
-              (long long)official["params"].get<int64_t>(), ours.ppl / official["ppl"].get<double>());
+  std::printf(
+      "[ info ] stories260K LLM-Pruner eval PPL: secateur %.4f (%lld params), official procedure %.4f "
+      "(%lld params), ratio %.3f\n",
+      ours.ppl, (long long)param_count(pruned.config), official["ppl"].get<double>(),
+      (long long)official["params"].get<int64_t>(), ours.ppl / official["ppl"].get<double>());
   EXPECT_EQ(official["params"].get<int64_t>(), param_count(pruned.config));  // the same architecture
   EXPECT_EQ(official["scored"].get<int64_t>(), ours.scored_tokens);
   EXPECT_LE(ours.ppl, 1.10 * official["ppl"].get<double>());

@@ -67,6 +67,19 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
+std::vector<std::string> stories_prune_args(const std::string& method, const std::string& out,
+                                            const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {"prune",      shared_path("models/stories260K/stories260K.bin"),
+                                "-o",         out,
+                                "--method",   method,
+                                "--calib",    shared_path("data/tinystories/calib.txt"),
+                                "--nsamples", "128",
+                                "--seqlen",   "256",
+                                "--batch",    "8"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
 CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_file) {
   std::string cmd = shell_quote(SECATEUR_CLI);
   for (const auto& a : args) cmd += " " + shell_quote(a);

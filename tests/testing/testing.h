@@ -37,6 +37,10 @@ struct CommandResult {
 CommandResult run_command(const std::string& command_line);
 // Runs the secateur CLI with the given (unquoted) arguments; stdin from `stdin_file` if not empty.
 CommandResult run_cli(const std::vector<std::string>& args, const std::string& stdin_file = "");
+// `secateur prune` of the shared stories260K with the issues' acceptance calibration (128 x 256
+// tokens of tinystories/calib.txt, batch 8) by `method`, written to `out`, plus `extra` options.
+std::vector<std::string> stories_prune_args(const std::string& method, const std::string& out,
+                                            const std::vector<std::string>& extra);
 // Runs tools/reference/<script> with the python oracle; skips via return false if torch is missing.
 bool python_oracle_available();
 CommandResult run_python(const std::string& script, const std::vector<std::string>& args);
