@@ -51,11 +51,7 @@ const Fixture& fixture() {
   static Fixture f = [] {
     Fixture f;
     Model m = load_stories();
-    SamplingOptions so;
-    so.nsamples = 128;
-    so.seqlen = 256;
-    so.seed = 0;
-    f.calib = sample_calibration(load_corpus(testing::shared_path("data/tinystories/calib.txt")), *m.tokenizer, so);
+    f.calib = testing::stories_calibration(*m.tokenizer);
     f.eval =
         tokenize_text(*m.tokenizer, load_corpus(testing::shared_path("data/tinystories/eval.txt")).documents[0], true);
     f.dense_ppl = perplexity(m, f.eval, 256);

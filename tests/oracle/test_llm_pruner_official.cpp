@@ -32,11 +32,7 @@ TEST(LlmPrunerOfficial, Stories260KPerplexityWithinTenPercentOfTheOfficialProced
   LoadOptions lo;
   lo.require_tokenizer = true;
   Model m = load_model(testing::shared_path("models/stories260K/stories260K.bin"), lo);
-  SamplingOptions so;
-  so.nsamples = 128;
-  so.seqlen = 256;
-  CalibSamples calib =
-      sample_calibration(load_corpus(testing::shared_path("data/tinystories/calib.txt")), *m.tokenizer, so);
+  CalibSamples calib = testing::stories_calibration(*m.tokenizer);
   std::vector<int32_t> eval =
       tokenize_text(*m.tokenizer, load_corpus(testing::shared_path("data/tinystories/eval.txt")).documents[0], true);
 

@@ -13,6 +13,7 @@
 #include <limits>
 #include <sstream>
 
+#include "calib/dataset.h"
 #include "core/random.h"
 
 namespace sec::testing {
@@ -65,6 +66,14 @@ CommandResult run_command(const std::string& command_line) {
   r.out = slurp(d.file("out"));
   r.err = slurp(d.file("err"));
   return r;
+}
+
+CalibSamples stories_calibration(const Tokenizer& tok) {
+  SamplingOptions so;
+  so.nsamples = 128;
+  so.seqlen = 256;
+  so.seed = 0;
+  return sample_calibration(load_corpus(shared_path("data/tinystories/calib.txt")), tok, so);
 }
 
 std::vector<std::string> stories_prune_args(const std::string& method, const std::string& out,

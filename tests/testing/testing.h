@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <exception>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "calib/sampling.h"
+#include "core/error.h"
 #include "model/config.h"
 
 namespace sec::testing {
@@ -85,6 +88,26 @@ Config tiny_config(int heads, int kv_heads, bool tied, bool bias);
 std::vector<int32_t> random_tokens(int64_t n, int vocab, uint64_t seed);
 // n calibration windows of t random tokens (no source file).
 CalibSamples random_calibration(int64_t n, int64_t t, int vocab, uint64_t seed);
+
+// Runs fn, expecting a sec::Error (not another exception, which main would report as an internal
+// error) whose message names `file` and contains every needle.
+template <class Fn>
+void expect_file_error(Fn&& fn, const std::string& file, std::initializer_list<const char*> needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error for " << file;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(file), std::string::npos) << "message does not name the file: " << msg;
+    for (const char* n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "a non-Error exception escaped (main would report an internal error): " << e.what();
+  }
+}
+
+// The issues' stories260K calibration: 128 windows of 256 tokens from tinystories/calib.txt, seed 0,
+// tokenized by the model's tokenizer.
+CalibSamples stories_calibration(const Tokenizer& tok);
 
 }  // namespace sec::testing
 

@@ -14,19 +14,6 @@
 namespace sec {
 namespace {
 
-// Runs fn, expecting an Error whose message contains the file and every needle.
-template <class Fn>
-void expect_error(Fn&& fn, const std::string& file, std::initializer_list<const char*> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error for " << file;
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    EXPECT_NE(msg.find(file), std::string::npos) << "message does not name the file: " << msg;
-    for (const char* n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-  }
-}
-
 std::string safetensors_bytes(const std::string& header, size_t data_bytes) {
   uint64_t n = header.size();
   std::string b(reinterpret_cast<const char*>(&n), 8);
@@ -38,7 +25,7 @@ TEST(CorruptSafetensors, Header) {
   std::string p = d.file("x.safetensors");
   auto check = [&](const std::string& bytes, std::initializer_list<const char*> needles) {
     write_file_atomic(p, bytes);
-    expect_error([&] { SafetensorsFile f(p); }, p, needles);
+    testing::expect_file_error([&] { SafetensorsFile f(p); }, p, needles);
   };
   check("abc", {"too short"});
   uint64_t huge = 1000;
@@ -79,7 +66,7 @@ TEST(CorruptGguf, Header) {
   const std::string good = good_gguf(p);
   auto check = [&](std::string bytes, std::initializer_list<const char*> needles) {
     write_file_atomic(p, bytes);
-    expect_error([&] { GgufFile f(p); }, p, needles);
+    testing::expect_file_error([&] { GgufFile f(p); }, p, needles);
   };
   auto patch = [&](size_t at, const void* v, size_t n) {
     std::string b = good;
@@ -136,7 +123,8 @@ TEST(CorruptModel, HfShapeMissingExtra) {
   auto j = nlohmann::json::parse(cfg_text);
   j["intermediate_size"] = 10;
   write_file_atomic(cfg, j.dump());
-  expect_error([&] { load_model(d.file("hf")); }, st, {"model.layers.0.mlp.gate_proj.weight", "[12, 8]", "[10, 8]"});
+  testing::expect_file_error([&] { load_model(d.file("hf")); }, st,
+                             {"model.layers.0.mlp.gate_proj.weight", "[12, 8]", "[10, 8]"});
   write_file_atomic(cfg, cfg_text);
   // Missing tensor.
   SafetensorsFile f(st);
@@ -144,16 +132,18 @@ TEST(CorruptModel, HfShapeMissingExtra) {
   for (const auto& t : f.tensors())
     if (t.name != "model.layers.0.self_attn.k_proj.weight") ts.emplace_back(t.name, f.read_f32(t));
   write_safetensors(d.file("hf/model.safetensors"), ts, {});
-  expect_error([&] { load_model(d.file("hf")); }, st, {"missing tensor model.layers.0.self_attn.k_proj.weight"});
+  testing::expect_file_error([&] { load_model(d.file("hf")); }, st,
+                             {"missing tensor model.layers.0.self_attn.k_proj.weight"});
   // Unexpected extra tensor.
   for (const auto& t : f.tensors())
     if (t.name == "model.layers.0.self_attn.k_proj.weight") ts.emplace_back(t.name, f.read_f32(t));
   ts.emplace_back("model.layers.7.mystery.weight", Tensor::zeros({2}));
   write_safetensors(d.file("hf/model.safetensors"), ts, {});
-  expect_error([&] { load_model(d.file("hf")); }, st, {"unexpected tensors", "model.layers.7.mystery.weight"});
+  testing::expect_file_error([&] { load_model(d.file("hf")); }, st,
+                             {"unexpected tensors", "model.layers.7.mystery.weight"});
   // A config.json that is not JSON.
   write_file_atomic(cfg, "{");
-  expect_error([&] { load_model(d.file("hf")); }, cfg, {"not valid JSON"});
+  testing::expect_file_error([&] { load_model(d.file("hf")); }, cfg, {"not valid JSON"});
 }
 
 TEST(CorruptModel, GgufShapeMissingExtra) {
@@ -174,23 +164,26 @@ TEST(CorruptModel, GgufShapeMissingExtra) {
     w.write(d.file("bad.gguf"));
   };
   rewrite("blk.0.ffn_up.weight", "blk.0.ffn_up.weight", {12, 9});
-  expect_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"),
-               {"blk.0.ffn_up.weight", "[12, 9]", "[12, 8]"});
+  testing::expect_file_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"),
+                             {"blk.0.ffn_up.weight", "[12, 9]", "[12, 8]"});
   rewrite("blk.0.attn_v.weight", "", {});
-  expect_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"), {"missing tensor blk.0.attn_v.weight"});
+  testing::expect_file_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"),
+                             {"missing tensor blk.0.attn_v.weight"});
   rewrite("", "blk.3.extra.weight", {2});
-  expect_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"),
-               {"unexpected tensors", "blk.3.extra.weight"});
+  testing::expect_file_error([&] { load_model(d.file("bad.gguf")); }, d.file("bad.gguf"),
+                             {"unexpected tensors", "blk.3.extra.weight"});
   // An architecture we do not know.
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("falcon"));
   w.write(d.file("arch.gguf"));
-  expect_error([&] { load_model(d.file("arch.gguf")); }, d.file("arch.gguf"), {"unsupported GGUF architecture"});
+  testing::expect_file_error([&] { load_model(d.file("arch.gguf")); }, d.file("arch.gguf"),
+                             {"unsupported GGUF architecture"});
   // Missing required metadata.
   GgufWriter w2;
   w2.set("general.architecture", GgufValue::string("llama"));
   w2.write(d.file("nokeys.gguf"));
-  expect_error([&] { load_model(d.file("nokeys.gguf")); }, d.file("nokeys.gguf"), {"llama.embedding_length"});
+  testing::expect_file_error([&] { load_model(d.file("nokeys.gguf")); }, d.file("nokeys.gguf"),
+                             {"llama.embedding_length"});
 }
 
 TEST(CorruptModel, UnreadableTokenizer) {
@@ -198,23 +191,23 @@ TEST(CorruptModel, UnreadableTokenizer) {
   Model m = init_random_model(tiny(), 1);
   save_model(m, d.file("hf"), SaveOptions{});
   write_file_atomic(d.file("hf/tokenizer.json"), "this is not a tokenizer");
-  expect_error([&] { load_model(d.file("hf")); }, d.file("hf/tokenizer.json"), {});
+  testing::expect_file_error([&] { load_model(d.file("hf")); }, d.file("hf/tokenizer.json"), {});
   LoadOptions lo;
   lo.tokenizer_path = d.file("absent.bin");
-  expect_error([&] { load_model(d.file("hf"), lo); }, d.file("absent.bin"), {});
+  testing::expect_file_error([&] { load_model(d.file("hf"), lo); }, d.file("absent.bin"), {});
   write_file_atomic(d.file("garbage.bin"), std::string("\xff\xff\xff\x7f\x01\x02", 6));
   lo.tokenizer_path = d.file("garbage.bin");
-  expect_error([&] { load_model(d.file("hf"), lo); }, d.file("garbage.bin"), {});
+  testing::expect_file_error([&] { load_model(d.file("hf"), lo); }, d.file("garbage.bin"), {});
 }
 
 TEST(CorruptModel, Detection) {
   testing::TempDir d;
-  expect_error([&] { load_model(d.file("nothing")); }, d.file("nothing"), {"no such file"});
-  expect_error([&] { load_model(d.path()); }, d.path(), {"config.json"});
+  testing::expect_file_error([&] { load_model(d.file("nothing")); }, d.file("nothing"), {"no such file"});
+  testing::expect_file_error([&] { load_model(d.path()); }, d.path(), {"config.json"});
   write_file_atomic(d.file("x.txt"), "hello");
-  expect_error([&] { load_model(d.file("x.txt")); }, d.file("x.txt"), {"unrecognised"});
+  testing::expect_file_error([&] { load_model(d.file("x.txt")); }, d.file("x.txt"), {"unrecognised"});
   write_file_atomic(d.file("x.gguf"), "hello");
-  expect_error([&] { load_model(d.file("x.gguf")); }, d.file("x.gguf"), {"bad magic"});
+  testing::expect_file_error([&] { load_model(d.file("x.gguf")); }, d.file("x.gguf"), {"bad magic"});
 }
 
 }  // namespace

@@ -23,21 +23,6 @@
 namespace sec {
 namespace {
 
-// Runs fn, expecting a sec::Error (not another exception) whose message contains `file` and every needle.
-template <class Fn>
-void expect_error(Fn&& fn, const std::string& file, std::initializer_list<const char*> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error for " << file;
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(file), std::string::npos) << "message does not name the file: " << msg;
-    for (const char* n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "a non-Error exception escaped (main would report an internal error): " << e.what();
-  }
-}
-
 // Little-endian bytes.
 struct Bytes {
   std::string b;
@@ -64,7 +49,7 @@ TEST(FuzzRegressions, SafetensorsShapeTimesDtypeSizeCannotWrap) {
   const std::string p = d.file("x.safetensors");
   auto check = [&](const std::string& header, std::initializer_list<const char*> needles) {
     write_file_atomic(p, safetensors_bytes(header, 0));
-    expect_error([&] { SafetensorsFile f(p); }, p, needles);
+    testing::expect_file_error([&] { SafetensorsFile f(p); }, p, needles);
   };
   // 2^62 f32 elements are 2^64 bytes, which wrapped to 0 and matched an empty span: the tensor was
   // accepted, and reading it asked for 2^64 bytes. Every dim must now fit an int, and the byte count
@@ -94,7 +79,7 @@ TEST(FuzzRegressions, GgufDimensionsFitAnInt) {
   g.str("w").put<uint32_t>(2).put<uint64_t>(0).put<uint64_t>(uint64_t(1) << 63).put<uint32_t>(0).put<uint64_t>(0);
   g.b.append(64, '\0');
   write_file_atomic(p, g.b);
-  expect_error([&] { GgufFile f(p); }, p, {"'w'", "absurd shape", "exceeds 2^31 - 1"});
+  testing::expect_file_error([&] { GgufFile f(p); }, p, {"'w'", "absurd shape", "exceeds 2^31 - 1"});
 }
 
 Config tiny() {
@@ -138,18 +123,18 @@ TEST(FuzzRegressions, GgufFloatMetadataMustFitAFloat) {
   // An f64 1e300 narrowed to float is undefined behaviour (UBSan: float-cast-overflow).
   for (const char* key : {"llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon"}) {
     write_edited_gguf(m, p, [&](GgufWriter& w, auto&) { w.set(key, f64(1e300)); });
-    expect_error([&] { load_model(p); }, p, {key, "out of range"});
+    testing::expect_file_error([&] { load_model(p); }, p, {key, "out of range"});
   }
   write_edited_gguf(m, p, [&](GgufWriter& w, auto&) {
     w.set("llama.rope.scaling.type", GgufValue::string("linear"));
     w.set("llama.rope.scaling.factor", f64(-1e300));
   });
-  expect_error([&] { load_model(p); }, p, {"llama.rope.scaling.factor", "out of range"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"llama.rope.scaling.factor", "out of range"});
   write_edited_gguf(m, p, [&](GgufWriter& w, auto&) {
     w.set("llama.rope.scaling.type", GgufValue::string("linear"));
     w.set("llama.rope.scaling.factor", GgufValue::f32(0.f));
   });
-  expect_error([&] { load_model(p); }, p, {"rope_scaling factor must be positive"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"rope_scaling factor must be positive"});
 }
 
 TEST(FuzzRegressions, GgufRopeFreqsWithAnOddHeadDim) {
@@ -162,7 +147,7 @@ TEST(FuzzRegressions, GgufRopeFreqsWithAnOddHeadDim) {
     w.set("llama.attention.key_length", GgufValue::u32(1));
     tensors.emplace_back("rope_freqs.weight", Tensor::zeros({0}));
   });
-  expect_error([&] { load_model(p); }, p, {"head_dim must be even"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"head_dim must be even"});
 }
 
 TEST(FuzzRegressions, GgufLlama3ProvenanceNumbers) {
@@ -174,14 +159,15 @@ TEST(FuzzRegressions, GgufLlama3ProvenanceNumbers) {
   // std::stod threw std::invalid_argument (main: "internal error"); a huge number overflowed int.
   write_edited_gguf(m, p,
                     [&](GgufWriter& w, auto&) { w.set("secateur.rope_scaling.factor", GgufValue::string("eight")); });
-  expect_error([&] { load_model(p); }, p, {"secateur.rope_scaling.factor", "not a number"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"secateur.rope_scaling.factor", "not a number"});
   write_edited_gguf(m, p, [&](GgufWriter& w, auto&) {
     w.set("secateur.rope_scaling.original_max_position", GgufValue::string("1e300"));
   });
-  expect_error([&] { load_model(p); }, p, {"secateur.rope_scaling.original_max_position", "out of range"});
+  testing::expect_file_error([&] { load_model(p); }, p,
+                             {"secateur.rope_scaling.original_max_position", "out of range"});
   write_edited_gguf(
       m, p, [&](GgufWriter& w, auto&) { w.set("secateur.rope_scaling.high_freq_factor", GgufValue::string("1")); });
-  expect_error([&] { load_model(p); }, p, {"low_freq_factor < high_freq_factor"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"low_freq_factor < high_freq_factor"});
 }
 
 TEST(FuzzRegressions, GgufHeadsTimesHeadDimFitsAnInt) {
@@ -190,7 +176,7 @@ TEST(FuzzRegressions, GgufHeadsTimesHeadDimFitsAnInt) {
   Model m = init_random_model(tiny(), 1);
   // q width = heads x head_dim is an int (Config::q_dim): 2 x 2^30 overflowed it.
   write_edited_gguf(m, p, [&](GgufWriter& w, auto&) { w.set("llama.attention.key_length", GgufValue::u32(1u << 30)); });
-  expect_error([&] { load_model(p); }, p, {"heads x head_dim", "exceeds 2^31 - 1"});
+  testing::expect_file_error([&] { load_model(p); }, p, {"heads x head_dim", "exceeds 2^31 - 1"});
 }
 
 TEST(FuzzRegressions, GgufTokenizerScores) {
@@ -207,9 +193,9 @@ TEST(FuzzRegressions, GgufTokenizerScores) {
   GgufValue f64s = GgufValue::array_f32({0, 0, 0, 1e300});
   f64s.elem_type = GgufType::F64;
   write_vocab(f64s);
-  expect_error([&] { gguf_read_tokenizer(GgufFile(p)); }, p, {"tokenizer.ggml.scores", "out-of-range"});
+  testing::expect_file_error([&] { gguf_read_tokenizer(GgufFile(p)); }, p, {"tokenizer.ggml.scores", "out-of-range"});
   write_vocab(GgufValue::array_f32({0, 0, 0, std::numeric_limits<double>::quiet_NaN()}));
-  expect_error([&] { gguf_read_tokenizer(GgufFile(p)); }, p, {"tokenizer.ggml.scores", "non-finite"});
+  testing::expect_file_error([&] { gguf_read_tokenizer(GgufFile(p)); }, p, {"tokenizer.ggml.scores", "non-finite"});
 }
 
 TEST(FuzzRegressions, TokenizerScoresMustBeFiniteAndErrorsNameTheFile) {
@@ -225,7 +211,7 @@ TEST(FuzzRegressions, TokenizerScoresMustBeFiniteAndErrorsNameTheFile) {
     b.b += piece;
   }
   write_file_atomic(p, b.b);
-  expect_error([&] { load_tokenizer(p); }, p, {"score of token 5", "finite"});
+  testing::expect_file_error([&] { load_tokenizer(p); }, p, {"score of token 5", "finite"});
 }
 
 // ---- HF config.json ----
@@ -240,7 +226,7 @@ TEST(FuzzRegressions, HfConfigValuesInRange) {
     nlohmann::json j = base;
     j.merge_patch(nlohmann::json::parse(patch));
     write_file_atomic(p, j.dump());
-    expect_error([&] { read_hf_config(p); }, p, needles);
+    testing::expect_file_error([&] { read_hf_config(p); }, p, needles);
   };
   write_file_atomic(p, base.dump());
   EXPECT_EQ(read_hf_config(p).head_dim, 4);
@@ -266,12 +252,14 @@ TEST(FuzzRegressions, JsonNestingIsBounded) {
                     R"({"model_type":"llama","hidden_size":8,"intermediate_size":12,"num_hidden_layers":1,)"
                     R"("num_attention_heads":2,"vocab_size":16,"secateur_provenance":{"x":)" +
                         deep + "}}");
-  expect_error([&] { read_hf_config(d.file("config.json")); }, d.file("config.json"), {"nested more than 100"});
+  testing::expect_file_error([&] { read_hf_config(d.file("config.json")); }, d.file("config.json"),
+                             {"nested more than 100"});
   write_file_atomic(d.file("tokenizer.json"), R"({"normalizer":)" + deep + R"(,"model":{"type":"BPE"}})");
-  expect_error([&] { read_tokenizer_json(d.file("tokenizer.json")); }, d.file("tokenizer.json"),
-               {"nested more than 100"});
+  testing::expect_file_error([&] { read_tokenizer_json(d.file("tokenizer.json")); }, d.file("tokenizer.json"),
+                             {"nested more than 100"});
   write_file_atomic(d.file("x.safetensors"), safetensors_bytes(R"({"__metadata__":)" + deep + "}", 0));
-  expect_error([&] { SafetensorsFile f(d.file("x.safetensors")); }, d.file("x.safetensors"), {"nested more than 100"});
+  testing::expect_file_error([&] { SafetensorsFile f(d.file("x.safetensors")); }, d.file("x.safetensors"),
+                             {"nested more than 100"});
   // Brackets inside strings do not count.
   write_file_atomic(d.file("data.jsonl"), "{\"text\": \"" + std::string(1000, '[') + "\"}\n");
   EXPECT_EQ(load_corpus(d.file("data.jsonl")).documents.at(0).size(), 1000u);
@@ -286,10 +274,10 @@ TEST(FuzzRegressions, Llama2cHeaderSizeArithmeticCannotOverflow) {
   // wrapped size could even match the file.
   const int32_t h[7] = {1 << 30, 1 << 30, 1 << 16, 1 << 10, 1 << 10, 1 << 30, 1 << 30};
   write_file_atomic(p, std::string(reinterpret_cast<const char*>(h), sizeof(h)));
-  expect_error([&] { read_llama2c(p); }, p, {"implies exactly more than 2^64 bytes"});
+  testing::expect_file_error([&] { read_llama2c(p); }, p, {"implies exactly more than 2^64 bytes"});
   const int32_t many_layers[7] = {8, 8, 200000, 2, 2, 4, 4};
   write_file_atomic(p, std::string(reinterpret_cast<const char*>(many_layers), sizeof(many_layers)));
-  expect_error([&] { read_llama2c(p); }, p, {"200000 layers", "limit"});
+  testing::expect_file_error([&] { read_llama2c(p); }, p, {"200000 layers", "limit"});
 }
 
 // ---- tokenizer.json ----
@@ -299,10 +287,10 @@ TEST(FuzzRegressions, TokenizerJsonSparseIdsDoNotAllocate) {
   const std::string p = d.file("tokenizer.json");
   // One entry with id 2e9 allocated two billion strings (tens of GB) before finding the gap.
   write_file_atomic(p, R"({"model":{"type":"BPE","vocab":{"a":2000000000},"merges":[],"byte_fallback":true}})");
-  expect_error([&] { read_tokenizer_json(p); }, p, {"no token with id 0", "largest is 2000000000"});
+  testing::expect_file_error([&] { read_tokenizer_json(p); }, p, {"no token with id 0", "largest is 2000000000"});
   write_file_atomic(p, R"({"model":{"type":"BPE","vocab":{"a":0},"merges":[]},)"
                        R"("added_tokens":[{"id":1999999999,"content":"x"}]})");
-  expect_error([&] { read_tokenizer_json(p); }, p, {"no token with id 1"});
+  testing::expect_file_error([&] { read_tokenizer_json(p); }, p, {"no token with id 1"});
 }
 
 TEST(FuzzRegressions, TokenizerJsonWrongMemberTypesAreErrors) {
@@ -313,7 +301,7 @@ TEST(FuzzRegressions, TokenizerJsonWrongMemberTypesAreErrors) {
   const std::string vocab = R"("vocab":{"<unk>":0,"a":1,"b":2,"ab":3},"merges":["a b"])";
   auto check = [&](const std::string& text, std::initializer_list<const char*> needles) {
     write_file_atomic(p, text);
-    expect_error([&] { read_tokenizer_json(p); }, p, needles);
+    testing::expect_file_error([&] { read_tokenizer_json(p); }, p, needles);
   };
   check(R"({"model":{"type":5,)" + vocab + "}}", {"\"type\" should be a string"});
   check(R"({"model":{"type":"BPE","byte_fallback":"yes",)" + vocab + "}}", {"\"byte_fallback\" should be true"});
@@ -346,8 +334,8 @@ TEST(FuzzRegressions, NonUtf8StringsDoNotReachJsonWriters) {
   t.tokens = {"<unk>", "<s>", "</s>", "\xFF", "a"};
   t.scores = {0, 0, 0, 0, 0};
   t.unk_id = 0, t.bos_id = 1, t.eos_id = 2;
-  expect_error([&] { write_tokenizer_json(t, d.file("tokenizer.json")); }, d.file("tokenizer.json"),
-               {"token 3", "not valid UTF-8"});
+  testing::expect_file_error([&] { write_tokenizer_json(t, d.file("tokenizer.json")); }, d.file("tokenizer.json"),
+                             {"token 3", "not valid UTF-8"});
   // Provenance keys of a GGUF go to config.json: invalid ones are skipped when reading.
   const std::string p = d.file("m.gguf");
   write_edited_gguf(init_random_model(tiny(), 1), p,
@@ -362,11 +350,12 @@ TEST(FuzzRegressions, NonUtf8StringsDoNotReachJsonWriters) {
 
 TEST(FuzzRegressions, TaskLabelOutOfIntRange) {
   // get<int> wrapped 4294967296 to 0, so a corrupt label silently became the first choice.
-  expect_error(
+  testing::expect_file_error(
       [] { parse_task_item("piqa", R"({"query":"q","choices":["a","b"],"label":4294967296})", "piqa.jsonl:3"); },
       "piqa.jsonl:3", {"label 4294967296", "not the index of a choice"});
-  expect_error([] { parse_task_item("piqa", R"({"query":"q","choices":["a","b"],"label":-1})", "piqa.jsonl:4"); },
-               "piqa.jsonl:4", {"label -1"});
+  testing::expect_file_error(
+      [] { parse_task_item("piqa", R"({"query":"q","choices":["a","b"],"label":-1})", "piqa.jsonl:4"); },
+      "piqa.jsonl:4", {"label -1"});
 }
 
 }  // namespace
