@@ -17,14 +17,7 @@
 
 int main(int argc, char** argv) {
   int layers = 2, B = 1, T = 256, repeat = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    int v = std::atoi(argv[i + 1]);
-    if (k == "--layers") layers = v;
-    if (k == "--batch") B = v;
-    if (k == "--seqlen") T = v;
-    if (k == "--repeat") repeat = v;
-  }
+  parse_int_options(argc, argv, {{"--layers", &layers}, {"--batch", &B}, {"--seqlen", &T}, {"--repeat", &repeat}});
   sec::set_num_threads(0);
   sec::set_log_level(sec::LogLevel::Warn);
   const sec::Model teacher = sec::init_random_model(tinyllama_shaped_config(layers), 0);
@@ -35,8 +28,8 @@ int main(int argc, char** argv) {
   std::vector<sec::TrainSample> data(static_cast<size_t>(B));
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
-      data[size_t(b)].tokens.push_back(int32_t((b * T + t) * 7919 % 32000));
-      data[size_t(b)].targets.push_back(int32_t((b * T + t + 1) * 7919 % 32000));
+      data[size_t(b)].tokens.push_back(synthetic_token(b * T + t));
+      data[size_t(b)].targets.push_back(synthetic_token(b * T + t + 1));
     }
   sec::TrainerOptions o;
   o.teacher = &teacher;

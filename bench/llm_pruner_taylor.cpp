@@ -18,21 +18,12 @@
 
 int main(int argc, char** argv) {
   int layers = 4, nsamples = 10, seqlen = 64, repeat = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    int v = std::atoi(argv[i + 1]);
-    if (k == "--layers") layers = v;
-    if (k == "--nsamples") nsamples = v;
-    if (k == "--seqlen") seqlen = v;
-    if (k == "--repeat") repeat = v;
-  }
+  parse_int_options(argc, argv,
+                    {{"--layers", &layers}, {"--nsamples", &nsamples}, {"--seqlen", &seqlen}, {"--repeat", &repeat}});
   sec::set_num_threads(0);
   const sec::Config c = tinyllama_shaped_config(layers);
   const sec::Model m = sec::init_random_model(c, 0);
-  sec::CalibSamples s;
-  s.nsamples = nsamples;
-  s.seqlen = seqlen;
-  for (int64_t i = 0; i < int64_t(nsamples) * seqlen; i++) s.tokens.push_back(int32_t(i * 7919 % 32000));
+  sec::CalibSamples s = synthetic_calibration(nsamples, seqlen);
   sec::LlmPrunerOptions o;
   o.attn_ratio = 0.25;
   o.mlp_ratio = 0.2;

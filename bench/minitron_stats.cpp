@@ -18,21 +18,12 @@
 
 int main(int argc, char** argv) {
   int layers = 4, nsamples = 8, seqlen = 512, repeat = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    int v = std::atoi(argv[i + 1]);
-    if (k == "--layers") layers = v;
-    if (k == "--nsamples") nsamples = v;
-    if (k == "--seqlen") seqlen = v;
-    if (k == "--repeat") repeat = v;
-  }
+  parse_int_options(argc, argv,
+                    {{"--layers", &layers}, {"--nsamples", &nsamples}, {"--seqlen", &seqlen}, {"--repeat", &repeat}});
   sec::set_num_threads(0);
   sec::set_log_level(sec::LogLevel::Warn);
   const sec::Model m = sec::init_random_model(tinyllama_shaped_config(layers), 0);
-  sec::CalibSamples s;
-  s.nsamples = nsamples;
-  s.seqlen = seqlen;
-  for (int64_t i = 0; i < int64_t(nsamples) * seqlen; i++) s.tokens.push_back(int32_t(i * 7919 % 32000));
+  sec::CalibSamples s = synthetic_calibration(nsamples, seqlen);
   std::vector<float> logits(size_t(seqlen) * 32000);
   auto secs = [](auto f) {
     auto t0 = std::chrono::steady_clock::now();

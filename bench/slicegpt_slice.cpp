@@ -16,20 +16,11 @@
 
 int main(int argc, char** argv) {
   int layers = 4, nsamples = 8, seqlen = 512;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    int v = std::atoi(argv[i + 1]);
-    if (k == "--layers") layers = v;
-    if (k == "--nsamples") nsamples = v;
-    if (k == "--seqlen") seqlen = v;
-  }
+  parse_int_options(argc, argv, {{"--layers", &layers}, {"--nsamples", &nsamples}, {"--seqlen", &seqlen}});
   sec::set_num_threads(0);
   sec::set_log_level(sec::LogLevel::Warn);
   sec::Model m = sec::init_random_model(tinyllama_shaped_config(layers), 0);
-  sec::CalibSamples s;
-  s.nsamples = nsamples;
-  s.seqlen = seqlen;
-  for (int64_t i = 0; i < int64_t(nsamples) * seqlen; i++) s.tokens.push_back(int32_t(i * 7919 % 32000));
+  sec::CalibSamples s = synthetic_calibration(nsamples, seqlen);
   sec::SliceGptOptions o;
   o.sparsity = 0.25;
   o.batch = 1;
