@@ -23,12 +23,15 @@ struct BenchArgs {
 };
 
 // The block linears (sparse_storable kinds) converted in memory to `format` (f32, bf16, f16 or sparse),
-// so that one file measures every kernel family; returns the format's name.
+// so that one file measures every kernel family; returns the format's name. A half-precision format
+// converts a separate LM head too, as a bf16 / f16 file stores it (pruning never makes it sparse; a
+// tied head stays f32, since the embedding lookup reads it).
 std::string convert_linears(Model& m, const std::string& format) {
   const DType d = format == "sparse" || format == "f32-sparse" ? DType::F32_SPARSE : parse_dtype(format);
   for_each_tensor(m.config, m.weights, [&](TensorRef& r) {
     if (sparse_storable(r.kind) && r.tensor.ndim() == 2 && r.tensor.dtype() != d) r.tensor = r.tensor.to(d);
   });
+  if ((d == DType::BF16 || d == DType::F16) && m.weights.lm_head.defined()) m.weights.lm_head = m.weights.lm_head.to(d);
   return dtype_name(d);
 }
 
@@ -61,6 +64,7 @@ void run_bench_cmd(const BenchArgs& a) {
     j["threads"] = num_threads();
     j["kernels"] = kernels_summary();
     j["linear_weights"] = formats;
+    j["head_weights"] = dtype_name(m.weights.head().dtype());
     j["sparse_stored_tensors"] = m.source.sparse_tensors;
     j["prompt"] = "seeded random token ids (seed " + std::to_string(a.opts.seed) + ")";
     j["prompt_tokens"] = r.prompt_tokens;
@@ -87,8 +91,9 @@ void run_bench_cmd(const BenchArgs& a) {
               (long long)r.gen_tokens, r.decode_seconds);
   std::printf("  %-22s %10.1f MiB\n", "peak RSS", double(r.peak_rss_bytes) / (1 << 20));
   std::printf("  %-22s %10lld\n", "parameters", (long long)r.params);
-  std::printf("  %-22s %10.1f MiB in memory (block linears %s), %.1f MiB as stored (%s%s)\n", "weights",
-              double(r.weight_bytes) / (1 << 20), formats.c_str(), double(r.file_weight_bytes) / (1 << 20),
+  std::printf("  %-22s %10.1f MiB in memory (block linears %s, head %s), %.1f MiB as stored (%s%s)\n", "weights",
+              double(r.weight_bytes) / (1 << 20), formats.c_str(), dtype_name(m.weights.head().dtype()),
+              double(r.file_weight_bytes) / (1 << 20),
               dtype_name(m.source.file_dtype),
               m.source.sparse_tensors ? cat(", ", m.source.sparse_tensors, " tensors sparse").c_str() : "");
   std::printf("  %-22s %s\n", "kernels", kernels_summary().c_str());
@@ -104,8 +109,8 @@ CommandRegistration reg(
        app.add_option("--gen-tokens", a->opts.gen_tokens, "Tokens decoded one at a time")->capture_default_str();
        app.add_option("--seed", a->opts.seed, "Seed of the random prompt")->capture_default_str();
        app.add_option("--weights", a->weights,
-                      "Convert the block linears in memory before measuring: f32 | bf16 | f16 | sparse (default: as "
-                      "loaded: f32, sparse-stored ones compressed)");
+                      "Convert the block linears (and, for bf16 / f16, a separate LM head) in memory before "
+                      "measuring: f32 | bf16 | f16 | sparse (default: as loaded: f32, sparse-stored ones compressed)");
        app.add_flag("--json", a->json, "Print a JSON report instead of the table");
        app.callback([a] { run_bench_cmd(*a); });
      }});

@@ -103,7 +103,7 @@ void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, 
   // Tiles: up to ~512 rows (A's K-block stays in L2) by 256 columns; smaller until every thread has
   // about four tiles, so that a slow or descheduled thread is covered by the others.
   const int64_t want = parallel_inline() ? 1 : 4 * num_threads();
-  int64_t mt = ceil_div(M, 512), MB = round_up(ceil_div(M, mt), mr), NB = round_up(std::min<int64_t>(N, 256), nr);
+  int64_t mt = ceil_div(M, 1024), MB = round_up(ceil_div(M, mt), mr), NB = round_up(std::min<int64_t>(N, 256), nr);
   auto tiles = [&] { return ceil_div(M, MB) * ceil_div(N, NB); };
   while (tiles() < want && NB > 2 * nr) NB = round_up(NB / 2, nr);
   while (tiles() < want && MB > 4 * mr) MB = round_up(MB / 2, mr);

@@ -139,13 +139,13 @@ void gemm_tile_t(const Tile& t) {
     const int64_t kc = kmin(KC, t.K - pc);
     for (int64_t p = 0; p < npanels; p++)
       KF::pack_b_panel(Bp + p * kc * NR, *t.B, t.n0 + p * NR, int(kmin(NR, ncols - p * NR)), pc, kc, stage);
-    for (int64_t p = 0; p < npanels; p++) {
-      const int cols = int(kmin(NR, ncols - p * NR));
-      const int64_t j = t.n0 + p * NR;
-      for (int64_t m = t.m0; m < t.m1; m += MR)
+    for (int64_t m = t.m0; m < t.m1; m += MR)
+      for (int64_t p = 0; p < npanels; p++) {
+        const int cols = int(kmin(NR, ncols - p * NR));
+        const int64_t j = t.n0 + p * NR;
         KF::micro(kc, t.Ap + pc * t.panels * MR + (m / MR) * kc * MR, Bp + p * kc * NR, t.C + m * t.ldc + j, t.ldc,
                   int(kmin(MR, t.m1 - m)), cols, t.alpha, t.beta, t.bias ? t.bias + j : nullptr, pc == 0);
-    }
+      }
   }
 }
 

@@ -93,10 +93,16 @@ inline void transpose16(__m512 r[16]) {
 
 template <int MR_>
 struct Avx512 {
-  static constexpr int MR = MR_, NR = 32, KC = 256;
+  static constexpr int MR = MR_, NR = 32, KC = 512;
 
   static void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols, float alpha,
                     float beta, const float* bias, bool first) {
+    // The C tile is read (or written) after the K loop: start fetching it now, so the store does not
+    // wait on memory (C is usually not in cache on the first K-block).
+    for (int r = 0; r < rows; r++) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+    }
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm512_setzero_ps();

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "core/threads.h"
 #include "model/train_forward.h"
 
 namespace sec {
@@ -161,53 +162,61 @@ struct Reductions {
   std::vector<double> rows, cols;
 };
 
+// Rows [r0, r1) of one tensor: row sums into rows[r0..r1), column sums added into cols. `value(i)`
+// is element i's value; `vector` sums values (then |sum|), otherwise sums |value|. Eight partial
+// sums per row keep the double loop vectorisable without reassociation.
+template <class Value>
+void reduce_rows(int64_t r0, int64_t r1, int64_t C, bool vector, const Value& value, double* rows, double* cols) {
+  for (int64_t i = r0; i < r1; i++) {
+    double acc[8] = {};
+    int64_t j = 0;
+    for (; j + 8 <= C; j += 8)
+      for (int l = 0; l < 8; l++) {
+        const double e = value(i * C + j + l), v = vector ? e : std::fabs(e);
+        acc[l] += v;
+        cols[j + l] += v;
+      }
+    for (; j < C; j++) {
+      const double e = value(i * C + j), v = vector ? e : std::fabs(e);
+      acc[j % 8] += v;
+      cols[j] += v;
+    }
+    double sum = 0;
+    for (double x : acc) sum += x;
+    rows[i] = vector ? std::fabs(sum) : sum;
+  }
+}
+
 Reductions reduce_tensor(const Tensor& w, const Tensor* g, const Tensor* F, GroupImportance imp, TaylorOrder order) {
   const int64_t R = w.dim(0), C = w.ndim() == 2 ? w.dim(1) : 1;
   const float* wp = w.f32();
   const float* gp = g ? g->f32() : nullptr;
   const float* fp = F && F->defined() ? F->f32() : nullptr;
   const bool vector = imp == GroupImportance::Taylor && order == TaylorOrder::Vector;
-  auto value = [&](int64_t i) -> double {
-    const double x = wp[i];
-    switch (imp) {
-      case GroupImportance::L1:
-        return std::fabs(x);
-      case GroupImportance::L2:
-        return x * x;
-      default:
-        break;
-    }
-    switch (order) {
-      case TaylorOrder::Vector:
-      case TaylorOrder::First:
-        return double(gp[i]) * x;
-      case TaylorOrder::Second:
-        return 0.5 * x * x * fp[i];
-      case TaylorOrder::Mix:
-        return double(gp[i]) * x - 0.5 * x * x * fp[i];
-    }
-    return 0;
-  };
   Reductions r;
   r.rows.assign(size_t(R), 0.0);
   r.cols.assign(size_t(C), 0.0);
+  // Each task its own column sums, added in task order (the result does not depend on timing).
+  const int64_t tasks = task_count(R, double(C), 262144.0), per = (R + tasks - 1) / tasks;
+  std::vector<std::vector<double>> cols(size_t(tasks), std::vector<double>(size_t(C), 0.0));
+  auto run = [&](const auto& value) {
+    parallel_for(tasks, [&](int64_t t) {
+      reduce_rows(t * per, std::min(R, (t + 1) * per), C, vector, value, r.rows.data(), cols[size_t(t)].data());
+    });
+  };
   // Vector-wise: |sum| per row and per column; element-wise: sum of |e| per row and per column.
-#pragma omp parallel
-  {
-    std::vector<double> cols(size_t(C), 0.0);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < R; i++) {
-      double acc = 0;
-      for (int64_t j = 0; j < C; j++) {
-        const double e = value(i * C + j);
-        acc += vector ? e : std::fabs(e);
-        cols[size_t(j)] += vector ? e : std::fabs(e);
-      }
-      r.rows[size_t(i)] = vector ? std::fabs(acc) : acc;
-    }
-#pragma omp critical
-    for (int64_t j = 0; j < C; j++) r.cols[size_t(j)] += cols[size_t(j)];
-  }
+  if (imp == GroupImportance::L1)
+    run([&](int64_t i) { return std::fabs(double(wp[i])); });
+  else if (imp == GroupImportance::L2)
+    run([&](int64_t i) { return double(wp[i]) * wp[i]; });
+  else if (order == TaylorOrder::Vector || order == TaylorOrder::First)
+    run([&](int64_t i) { return double(gp[i]) * wp[i]; });
+  else if (order == TaylorOrder::Second)
+    run([&](int64_t i) { return 0.5 * wp[i] * wp[i] * fp[i]; });
+  else
+    run([&](int64_t i) { return double(gp[i]) * wp[i] - 0.5 * wp[i] * wp[i] * fp[i]; });
+  for (const auto& c : cols)
+    for (int64_t j = 0; j < C; j++) r.cols[size_t(j)] += c[size_t(j)];
   if (vector)
     for (auto& v : r.cols) v = std::fabs(v);
   if (w.ndim() == 1) r.cols.clear();  // an entry of a 1-D tensor is its own vector
