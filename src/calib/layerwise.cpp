@@ -184,8 +184,8 @@ LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64
     method.end_block(m, l, passes);
     if (passes.ready)
       SEC_ASSERT(int64_t(work.size()) == nsamples * seqlen * m.config.block_out(l));
-    else if (method.changes_model() || !tap)
-      run_block(l, hidden, work, nullptr);  // outputs of the changed block
+    else if ((method.changes_model() || !tap) && l + 1 < L)
+      run_block(l, hidden, work, nullptr);  // outputs of the changed block (the last block's feed nothing)
     hidden.swap(work);
     res.block_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     progress.update(l - first_layer + 1);

@@ -111,7 +111,8 @@ struct LayerwiseResult {
 LayerwiseResult run_layerwise(Model& m, const CalibSamples& samples, LayerwiseMethod& method,
                               const LayerwiseOptions& opts = {});
 // Same, starting from given hidden states (nsamples, seqlen, Cin) entering block `first_layer`
-// (benchmarks use random ones). `hidden` is replaced by the last block's outputs.
+// (benchmarks use random ones). `hidden` is the driver's buffer: overwritten, its contents on
+// return unspecified (nothing reads the last block's outputs, so that pass is skipped).
 LayerwiseResult run_layerwise_hidden(Model& m, std::vector<float>& hidden, int64_t nsamples, int64_t seqlen,
                                      LayerwiseMethod& method, const LayerwiseOptions& opts = {}, int first_layer = 0);
 

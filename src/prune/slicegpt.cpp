@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "core/threads.h"
 #include "model/forward.h"
 #include "ops/ops.h"
 
@@ -31,26 +32,45 @@ struct Basis {
   double explained = 1;  // fraction of the (undamped) variance in the first k directions
 };
 
+// f32 <-> f64 copies of a weight for the float64 rotations, on the pool (the embedding and the head
+// are 65M entries at TinyLlama's size: serial conversions were a second of the slicing time).
+std::vector<double> to_f64(const Tensor& w) {
+  std::vector<double> v(size_t(w.numel()));
+  const float* p = w.f32();
+  parallel_ranges(w.numel(), 1.0, 65536.0, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) v[size_t(i)] = p[i];
+  });
+  return v;
+}
+Tensor to_f32(const std::vector<double>& v, const Shape& shape) {
+  Tensor w = Tensor::empty(shape);
+  float* p = w.f32();
+  parallel_ranges(w.numel(), 1.0, 65536.0, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) p[i] = float(v[size_t(i)]);
+  });
+  return w;
+}
+
 // W (O, C) <- W . Q_k (O, k): the input side of a linear reading the rotated stream.
 void rotate_input(Tensor& w, const Basis& b) {
   SEC_ASSERT(w.ndim() == 2 && w.dim(1) == b.C);
   const int64_t O = w.dim(0);
-  std::vector<double> w64(w.f32(), w.f32() + w.numel()), out(size_t(O * b.k));
+  const std::vector<double> w64 = to_f64(w);
+  std::vector<double> out(size_t(O * b.k));
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(O), int(b.k), int(b.C), 1.0, w64.data(), int(b.C),
               b.q.data(), int(b.C), 0.0, out.data(), int(b.k));
-  w = Tensor::empty({O, b.k});
-  for (size_t i = 0; i < out.size(); i++) w.f32()[i] = float(out[i]);
+  w = to_f32(out, {O, b.k});
 }
 
 // W (C, I) <- Q_k^T . W (k, I): the output side of a linear writing the rotated stream.
 void rotate_output(Tensor& w, const Basis& b) {
   SEC_ASSERT(w.ndim() == 2 && w.dim(0) == b.C);
   const int64_t I = w.dim(1);
-  std::vector<double> w64(w.f32(), w.f32() + w.numel()), out(size_t(b.k * I));
+  const std::vector<double> w64 = to_f64(w);
+  std::vector<double> out(size_t(b.k * I));
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(b.k), int(I), int(b.C), 1.0, b.q.data(), int(b.C),
               w64.data(), int(I), 0.0, out.data(), int(I));
-  w = Tensor::empty({b.k, I});
-  for (size_t i = 0; i < out.size(); i++) w.f32()[i] = float(out[i]);
+  w = to_f32(out, {b.k, I});
 }
 
 // Q_k as a shortcut's first factor: the [C, k] weight mapping the rotated stream back to the
@@ -261,10 +281,19 @@ class SliceBlocks : public LayerwiseMethod {
     const Basis mid = pca(std::move(tap_->cov), C, k_, o_, rng_);
     rotate_block_middle(m, l, mid);
     points_.push_back(point_json("mid", l, mid));
+    if (l + 1 == m.config.n_layers() && !o_.slice_head) {
+      // The last output keeps the original basis when the head is not sliced: the official code's
+      // full rotation there is re-expressed by the head (W Q . Q^T x = W x, and the final RMSNorm
+      // commutes with an orthogonal Q), so it changes nothing but costs a PCA, a block pass and the
+      // head's rotation. down_proj, the MLP shortcut (Q_mid, back to the original basis) and the
+      // head stay as they are; the driver skips the last block's output pass.
+      points_.push_back(point_json("out", l, Basis{{}, C, C, 1.0}));
+      tap_.reset();
+      return;
+    }
     CovarianceTap out(TapPoint::BlockOutput, l, C, true);
     std::vector<float>& outputs = passes.run_keep(&out);  // in the original basis, C wide
-    const bool last = l + 1 == m.config.n_layers();
-    const Basis b = pca(std::move(out.cov), C, last && !o_.slice_head ? C : k_, o_, rng_);
+    const Basis b = pca(std::move(out.cov), C, k_, o_, rng_);
     rotate_block_output(m, l, b);
     points_.push_back(point_json("out", l, b));
     // The next block's inputs are these outputs in the new basis, x . Q_k (as the official code):

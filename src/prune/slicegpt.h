@@ -16,8 +16,10 @@
 //   out = mid . (Q_midk^T Q_outk) + mlp(...) (stored as [out, in] weights).
 // The RMSNorms keep dividing by the original width (Config::norm_mean_dim), so slicing does not
 // rescale them. Widths: int((1 - sparsity) * D) rounded down to a multiple of `round`; the head's
-// input (the last block's output) is not sliced unless slice_head. A tied embedding is untied (the
-// head gets its own rotation).
+// input (the last block's output) is not sliced unless slice_head; then that point keeps the
+// original basis (no PCA, no rotation of down / the head: the official code's full rotation there is
+// undone by the head, an exact invariance). A tied embedding is untied (the head gets its own
+// rotation).
 //
 // uniform: one rotation for the whole stream (the PCA of every residual point's covariance, each
 // normalised by its trace, summed): no shortcut matrices, every width D', and the RMSNorm width

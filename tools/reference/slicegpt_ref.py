@@ -10,6 +10,8 @@ Usage:
       CENTER 1 reproduces the official fusion's subtraction of each embedding row's mean (which
       preserves the function only for LayerNorm models); 0 leaves it out. With EVAL.i32, also the
       papers-protocol perplexity of the sliced model over SEQLEN windows of that stream (OUT.json).
+      --final-identity (anywhere): with the head unsliced, the last block's output keeps the
+      original basis (what secateur does: the official full rotation there is undone by the head).
 
 The steps: untie the head; (CENTER) embedding rows minus their mean; fold every RMSNorm's weight
 into the linears after it (norms become ones, dividing by the original hidden size); Q_0 = PCA of
@@ -68,9 +70,12 @@ def ppl(cfg, w, stream, seqlen):
     return math.exp(nll / (n * (seqlen - 1))), n
 
 
-def slice_model(cfg, w, windows, sparsity, slice_head, center, dtype=DT):
+def slice_model(cfg, w, windows, sparsity, slice_head, center, dtype=DT, final_identity=False):
     """dtype: of the weights and the forward passes (float64 for the reference; float32 is what the
-    official code does with a float32 model). PCA and rotations are float64 either way."""
+    official code does with a float32 model). PCA and rotations are float64 either way.
+    final_identity: with the head unsliced, keep the last block's output in the original basis
+    instead of the official code's full PCA rotation there, which the head undoes (an exact
+    invariance). secateur does this; with it, its sliced weights are comparable tensor by tensor."""
     C = cfg["dim"]
     rot = lambda a, b: (a.to(DT) @ b.to(DT)).to(dtype)  # noqa: E731
     D = int((1 - sparsity) * C) // 8 * 8
@@ -124,8 +129,8 @@ def slice_model(cfg, w, windows, sparsity, slice_head, center, dtype=DT):
         lw = {k.replace(p, "model.layers.0."): v for k, v in w.items() if k.startswith(p)}
         lw["model.layers.0.mlp_shortcut.weight"] = mlp_sc.T.to(dtype)
         outs = [llama_ref.block(lcfg, lw, 0, x, cos, sin) for x in inps]
-        Q = pca(outs, C)
         dim = C if l == L - 1 and not slice_head else D
+        Q = torch.eye(C, dtype=DT) if dim == C and final_identity else pca(outs, C)
         mlp_sc = (mlp_sc @ Q)[:, :dim]
         w[p + "mlp.down_proj.weight"] = rot(Q.T, w[p + "mlp.down_proj.weight"])[:dim, :]
         w[p + "mlp_shortcut.weight"] = mlp_sc.T.to(dtype)
@@ -146,13 +151,15 @@ def slice_model(cfg, w, windows, sparsity, slice_head, center, dtype=DT):
 
 
 def main(argv):
+    final_identity = "--final-identity" in argv
+    argv = [a for a in argv if a != "--final-identity"]
     if argv and argv[0] == "slice" and len(argv) in (9, 12):
         d, win, n, t = argv[1], argv[2], int(argv[3]), int(argv[4])
         sparsity, slice_head, center, out = float(argv[5]), argv[6] == "1", argv[7] == "1", argv[8]
         cfg, w = llama_ref.load_model(d)
         windows = torch.from_numpy(np.fromfile(win, dtype="<i4").astype(np.int64)).view(n, t)
         with torch.no_grad():
-            cfg, w = slice_model(cfg, w, windows, sparsity, slice_head, center)
+            cfg, w = slice_model(cfg, w, windows, sparsity, slice_head, center, final_identity=final_identity)
         write_model(cfg, w, out)
         if len(argv) == 12:
             stream = np.fromfile(argv[9], dtype="<i4").tolist()
