@@ -93,8 +93,7 @@ void run_bench_cmd(const BenchArgs& a) {
   std::printf("  %-22s %10lld\n", "parameters", (long long)r.params);
   std::printf("  %-22s %10.1f MiB in memory (block linears %s, head %s), %.1f MiB as stored (%s%s)\n", "weights",
               double(r.weight_bytes) / (1 << 20), formats.c_str(), dtype_name(m.weights.head().dtype()),
-              double(r.file_weight_bytes) / (1 << 20),
-              dtype_name(m.source.file_dtype),
+              double(r.file_weight_bytes) / (1 << 20), dtype_name(m.source.file_dtype),
               m.source.sparse_tensors ? cat(", ", m.source.sparse_tensors, " tensors sparse").c_str() : "");
   std::printf("  %-22s %s\n", "kernels", kernels_summary().c_str());
   std::printf("  %-22s %10.4g  (%.4g linear + attention at context %lld)\n", "FLOPs per token", r.flops_per_token,
