@@ -2,12 +2,14 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/threads.h"
 
 namespace sec {
 
@@ -73,19 +75,20 @@ void LinearStatsTap::observe(TapPoint point, int layer, const TapData& d) {
   SEC_ASSERT(cols == s.cols);
   s.rows += rows;
   if (req_.sumsq) {
-    // Column sums in double; threads split the columns so each accumulator has one owner.
+    // Column sums in double: each task its own, added in task order (the result does not depend on
+    // timing).
     double* acc = s.sumsq.data();
-#pragma omp parallel
-    {
-      std::vector<double> local(size_t(cols), 0.0);
-#pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; r++) {
+    const int64_t tasks = task_count(rows, double(cols), 262144.0), per = (rows + tasks - 1) / tasks;
+    std::vector<std::vector<double>> local(size_t(tasks), std::vector<double>(size_t(cols), 0.0));
+    parallel_for(tasks, [&](int64_t t) {
+      double* l = local[size_t(t)].data();
+      for (int64_t r = t * per, e = std::min(rows, r + per); r < e; r++) {
         const float* row = x + r * cols;
-        for (int64_t j = 0; j < cols; j++) local[j] += double(row[j]) * row[j];
+        for (int64_t j = 0; j < cols; j++) l[j] += double(row[j]) * row[j];
       }
-#pragma omp critical
-      for (int64_t j = 0; j < cols; j++) acc[j] += local[j];
-    }
+    });
+    for (const auto& l : local)
+      for (int64_t j = 0; j < cols; j++) acc[j] += l[size_t(j)];
   }
   if (req_.xtx) {
     // Upper triangle (row-major) of X^T X accumulated by BLAS; finish() mirrors it.
@@ -99,9 +102,10 @@ void LinearStatsTap::finish() {
   for (auto& [p, s] : by_point_) {
     float* h = s->xtx.f32();
     const int64_t n = s->cols;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t j = 0; j < i; j++) h[i * n + j] = h[j * n + i];
+    parallel_ranges(n, double(n), 32768.0, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = 0; j < i; j++) h[i * n + j] = h[j * n + i];
+    });
   }
 }
 

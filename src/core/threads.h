@@ -1,5 +1,6 @@
-// Threads: secateur's own pool for the kernels (parallel_for), plus the thread counts of OpenMP
-// (the loops outside src/ops) and OpenBLAS (the LAPACK-style routines that remain its job).
+// Threads: secateur's own pool (parallel_for), the one threading mechanism of src/, plus the thread
+// counts of OpenBLAS (the LAPACK-style routines that remain its job) and of the OpenMP runtime its
+// OpenMP build runs on.
 //
 // The pool is built to stay fast on a machine that is busy with other work (docs/HACKING.md,
 // "Threads"):

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "model/forward.h"
 
 namespace sec {
@@ -93,27 +94,28 @@ struct RowScores {
 
 void score_rows(const float* q_logits, const float* p_logits, const int32_t* targets, int64_t S, int64_t V,
                 RowScores& out) {
-#pragma omp parallel for schedule(static) if (S * V >= (1 << 16))
-  for (int64_t r = 0; r < S; r++) {
-    const float* q = q_logits + r * V;
-    RowLogSoftmax qs = row_stats(q, V);
-    const int32_t t = targets[r];
-    double logq_t = double(q[t]) - qs.lse;
-    out.nll[size_t(r)] = -logq_t;
-    if (!p_logits) continue;
-    const float* p = p_logits + r * V;
-    RowLogSoftmax ps = row_stats(p, V);
-    double kl = 0;
-    for (int64_t i = 0; i < V; i++) {
-      double lp = double(p[i]) - ps.lse, lq = double(q[i]) - qs.lse;
-      kl += std::exp(lp) * (lp - lq);
+  parallel_ranges(S, double(V), 32768.0, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* q = q_logits + r * V;
+      RowLogSoftmax qs = row_stats(q, V);
+      const int32_t t = targets[r];
+      double logq_t = double(q[t]) - qs.lse;
+      out.nll[size_t(r)] = -logq_t;
+      if (!p_logits) continue;
+      const float* p = p_logits + r * V;
+      RowLogSoftmax ps = row_stats(p, V);
+      double kl = 0;
+      for (int64_t i = 0; i < V; i++) {
+        double lp = double(p[i]) - ps.lse, lq = double(q[i]) - qs.lse;
+        kl += std::exp(lp) * (lp - lq);
+      }
+      double logp_t = double(p[t]) - ps.lse;
+      out.ref_nll[size_t(r)] = -logp_t;
+      out.kl[size_t(r)] = kl;
+      out.same_top[size_t(r)] = qs.argmax == ps.argmax ? 1.0 : 0.0;
+      out.abs_dp[size_t(r)] = std::fabs(std::exp(logq_t) - std::exp(logp_t));
     }
-    double logp_t = double(p[t]) - ps.lse;
-    out.ref_nll[size_t(r)] = -logp_t;
-    out.kl[size_t(r)] = kl;
-    out.same_top[size_t(r)] = qs.argmax == ps.argmax ? 1.0 : 0.0;
-    out.abs_dp[size_t(r)] = std::fabs(std::exp(logq_t) - std::exp(logp_t));
-  }
+  });
 }
 
 // Advances the progress line after every block of a forward pass, so that one long window (or

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "io/json.h"
 #include "model/forward.h"
 
@@ -189,15 +190,16 @@ std::vector<double> continuation_loglikelihoods(const Model& m, const std::vecto
     std::vector<float> logits(size_t(R * V));
     head_forward(m, rows.data(), R, logits.data());
     std::vector<double> lp(static_cast<size_t>(R));
-#pragma omp parallel for schedule(static) if (R * V >= (1 << 16))
-    for (int64_t k = 0; k < R; k++) {
-      const float* row = logits.data() + k * V;
-      float mx = row[0];
-      for (int64_t v = 1; v < V; v++) mx = std::max(mx, row[v]);
-      double s = 0;
-      for (int64_t v = 0; v < V; v++) s += std::exp(double(row[v]) - mx);
-      lp[size_t(k)] = double(row[targets[size_t(k)]]) - mx - std::log(s);
-    }
+    parallel_ranges(R, double(V), 32768.0, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; k++) {
+        const float* row = logits.data() + k * V;
+        float mx = row[0];
+        for (int64_t v = 1; v < V; v++) mx = std::max(mx, row[v]);
+        double s = 0;
+        for (int64_t v = 0; v < V; v++) s += std::exp(double(row[v]) - mx);
+        lp[size_t(k)] = double(row[targets[size_t(k)]]) - mx - std::log(s);
+      }
+    });
     r = 0;
     for (size_t b = 0; b < B; b++) {
       const Req& q = rs[order[i0 + b]];

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 
 namespace sec {
@@ -179,15 +180,16 @@ Model apply_selection(const Model& m, const Selection& s, bool share_whole) {
       return;
     }
     const int64_t rows = r.shape[0], cols = r.shape[1], src_cols = src.dim(1);
-#pragma omp parallel for if (rows * cols > (1 << 16))
-    for (int64_t i = 0; i < rows; i++) {
-      const float* row = in + (all[0] ? i : idx[0][size_t(i)]) * src_cols;
-      float* dst = o + i * cols;
-      if (all[1])
-        std::memcpy(dst, row, size_t(cols) * 4);
-      else
-        for (int64_t j = 0; j < cols; j++) dst[j] = row[idx[1][size_t(j)]];
-    }
+    parallel_ranges(rows, double(cols), double(1 << 16), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) {
+        const float* row = in + (all[0] ? i : idx[0][size_t(i)]) * src_cols;
+        float* dst = o + i * cols;
+        if (all[1])
+          std::memcpy(dst, row, size_t(cols) * 4);
+        else
+          for (int64_t j = 0; j < cols; j++) dst[j] = row[idx[1][size_t(j)]];
+      }
+    });
   });
   return out;
 }

@@ -1,9 +1,11 @@
 #include "model/train_forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "model/forward.h"
 #include "ops/ops.h"
 
@@ -50,36 +52,44 @@ float* zeroed(Buf& v, int64_t n) {
 // gradient (times `scale`) into ds when not null. Returns the loss (already divided by `denom`).
 double hidden_loss(HiddenLoss kind, const float* s, const float* t, const int32_t* targets, int64_t N, int64_t C,
                    double denom, float scale, float* ds) {
-  double total = 0;
-#pragma omp parallel for reduction(+ : total)
-  for (int64_t n = 0; n < N; n++) {
-    if (targets[n] < 0) continue;
-    const float* sv = s + n * C;
-    const float* tv = t + n * C;
-    if (kind == HiddenLoss::Mse) {
-      double acc = 0;
-      for (int64_t i = 0; i < C; i++) acc += double(sv[i] - tv[i]) * (sv[i] - tv[i]);
-      total += acc / (double(C) * denom);
-      if (ds) {
-        const float k = float(2.0 / (double(C) * denom)) * scale;
-        for (int64_t i = 0; i < C; i++) ds[n * C + i] += k * (sv[i] - tv[i]);
-      }
-    } else {
-      double st = 0, ss = 0, tt = 0;
-      for (int64_t i = 0; i < C; i++) {
-        st += double(sv[i]) * tv[i];
-        ss += double(sv[i]) * sv[i];
-        tt += double(tv[i]) * tv[i];
-      }
-      const double ns = std::sqrt(ss) + 1e-12, nt = std::sqrt(tt) + 1e-12, cosv = st / (ns * nt);
-      total += (1.0 - cosv) / denom;
-      if (ds) {
-        // d(1 - cos)/ds = -(t / (|s||t|) - cos * s / |s|^2)
-        const double k = double(scale) / denom;
-        for (int64_t i = 0; i < C; i++) ds[n * C + i] += float(-k * (tv[i] / (ns * nt) - cosv * sv[i] / (ns * ns)));
+  // Each task its own partial loss, added in task order (the result does not depend on timing).
+  const int64_t tasks = task_count(N, double(C), double(kParallelMinWork)), per = (N + tasks - 1) / tasks;
+  std::vector<double> partial(size_t(tasks), 0.0);
+  parallel_for(tasks, [&](int64_t task) {
+    const int64_t n0 = task * per, n1 = std::min(N, n0 + per);
+    double part = 0;
+    for (int64_t n = n0; n < n1; n++) {
+      if (targets[n] < 0) continue;
+      const float* sv = s + n * C;
+      const float* tv = t + n * C;
+      if (kind == HiddenLoss::Mse) {
+        double acc = 0;
+        for (int64_t i = 0; i < C; i++) acc += double(sv[i] - tv[i]) * (sv[i] - tv[i]);
+        part += acc / (double(C) * denom);
+        if (ds) {
+          const float k = float(2.0 / (double(C) * denom)) * scale;
+          for (int64_t i = 0; i < C; i++) ds[n * C + i] += k * (sv[i] - tv[i]);
+        }
+      } else {
+        double st = 0, ss = 0, tt = 0;
+        for (int64_t i = 0; i < C; i++) {
+          st += double(sv[i]) * tv[i];
+          ss += double(sv[i]) * sv[i];
+          tt += double(tv[i]) * tv[i];
+        }
+        const double ns = std::sqrt(ss) + 1e-12, nt = std::sqrt(tt) + 1e-12, cosv = st / (ns * nt);
+        part += (1.0 - cosv) / denom;
+        if (ds) {
+          // d(1 - cos)/ds = -(t / (|s||t|) - cos * s / |s|^2)
+          const double k = double(scale) / denom;
+          for (int64_t i = 0; i < C; i++) ds[n * C + i] += float(-k * (tv[i] / (ns * nt) - cosv * sv[i] / (ns * ns)));
+        }
       }
     }
-  }
+    partial[size_t(task)] = part;
+  });
+  double total = 0;
+  for (double p : partial) total += p;
   return total;
 }
 
@@ -243,11 +253,13 @@ void accumulate_squared_gradients(const Model& m, const Batch& batch, Weights& s
       float* sp = sqs[i]->f32();
       float* up = sum ? sums[i]->f32() : nullptr;
       const int64_t n = gs[i]->numel();
-#pragma omp parallel for simd
-      for (int64_t j = 0; j < n; j++) {
-        sp[j] += gp[j] * gp[j];
-        if (up) up[j] += gp[j];
-      }
+      parallel_ranges(n, 1.0, double(kParallelMinWork), [&](int64_t j0, int64_t j1) {
+#pragma omp simd
+        for (int64_t j = j0; j < j1; j++) {
+          sp[j] += gp[j] * gp[j];
+          if (up) up[j] += gp[j];
+        }
+      });
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "ops/ops.h"
 
 extern "C" {
@@ -23,8 +24,9 @@ void xtx_accumulate_f64(double* xtx, const float* x, int64_t rows, int64_t cols)
   std::vector<double> buf(size_t(chunk * cols));
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
-#pragma omp parallel for if (n * cols > kParallelMinWork)
-    for (int64_t i = 0; i < n * cols; i++) buf[size_t(i)] = x[r0 * cols + i];
+    parallel_ranges(n * cols, 1.0, double(kParallelMinWork), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) buf[size_t(i)] = x[r0 * cols + i];
+    });
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, int(cols), int(n), 1.0, buf.data(), int(cols), 1.0, xtx,
                 int(cols));
   }

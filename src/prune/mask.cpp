@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace sec {
 
@@ -48,12 +49,10 @@ static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask,
 
 Mask select_lowest_per_row(const float* score, int64_t rows, int64_t cols, int64_t k) {
   Mask mask(size_t(rows * cols), 0);
-#pragma omp parallel
-  {
+  parallel_ranges(rows, double(cols), 16384.0, [&](int64_t r0, int64_t r1) {
     std::vector<int64_t> idx;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++) mark_lowest(score + r * cols, cols, k, mask.data() + r * cols, idx);
-  }
+    for (int64_t r = r0; r < r1; r++) mark_lowest(score + r * cols, cols, k, mask.data() + r * cols, idx);
+  });
   return mask;
 }
 
@@ -67,26 +66,32 @@ Mask select_lowest(const float* score, int64_t n, int64_t k) {
 Mask select_nm(const float* score, int64_t rows, int64_t cols, int n, int m) {
   SEC_CHECK(cols % m == 0, "N:M pruning needs the input size (", cols, ") to be a multiple of M = ", m);
   Mask mask(size_t(rows * cols), 0);
-#pragma omp parallel
-  {
+  parallel_ranges(rows, double(cols), 16384.0, [&](int64_t r0, int64_t r1) {
     std::vector<int64_t> idx;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = r0; r < r1; r++)
       for (int64_t g = 0; g < cols; g += m) mark_lowest(score + r * cols + g, m, n, mask.data() + r * cols + g, idx);
-  }
+  });
   return mask;
 }
 
 void apply_mask(float* w, const Mask& mask) {
-#pragma omp parallel for simd
-  for (int64_t i = 0; i < int64_t(mask.size()); i++)
-    if (mask[i]) w[i] = 0.f;
+  parallel_ranges(int64_t(mask.size()), 1.0, 32768.0, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++)
+      if (mask[i]) w[i] = 0.f;
+  });
 }
 
 int64_t count_zeros(const float* w, int64_t n) {
+  const int64_t tasks = task_count(n, 1.0, 32768.0), per = (n + tasks - 1) / tasks;
+  std::vector<int64_t> partial(size_t(tasks), 0);
+  parallel_for(tasks, [&](int64_t t) {
+    int64_t z = 0;
+    for (int64_t i = t * per, e = std::min(n, i + per); i < e; i++) z += (w[i] == 0.f);
+    partial[size_t(t)] = z;
+  });
   int64_t z = 0;
-#pragma omp parallel for reduction(+ : z)
-  for (int64_t i = 0; i < n; i++) z += (w[i] == 0.f);
+  for (int64_t p : partial) z += p;
   return z;
 }
 

@@ -5,32 +5,43 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "prune/unstructured.h"
 
 namespace sec {
+
+// Sum of f(r, j) over a linear's entries: each task its own partial sum, added in task order (the
+// result does not depend on timing).
+template <class T, class F>
+static T sum_entries(const ScoredLinear& l, F f) {
+  const int64_t tasks = task_count(l.rows, double(l.cols), 32768.0), per = (l.rows + tasks - 1) / tasks;
+  std::vector<T> partial(size_t(tasks), T(0));
+  parallel_for(tasks, [&](int64_t t) {
+    T s = 0;
+    for (int64_t r = t * per, e = std::min(l.rows, r + per); r < e; r++)
+      for (int64_t j = 0; j < l.cols; j++) s += f(r, j);
+    partial[size_t(t)] = s;
+  });
+  T s = 0;
+  for (T p : partial) s += p;
+  return s;
+}
 
 double owl_outlier_ratio(const std::vector<ScoredLinear>& layers, double M) {
   double sum = 0;
   int64_t count = 0;
   for (const auto& l : layers) {
-    double s = 0;
-#pragma omp parallel for reduction(+ : s)
-    for (int64_t r = 0; r < l.rows; r++)
-      for (int64_t j = 0; j < l.cols; j++) s += double(std::fabs(l.w[r * l.cols + j])) * l.col_norms[j];
-    sum += s;
+    sum += sum_entries<double>(
+        l, [&](int64_t r, int64_t j) { return double(std::fabs(l.w[r * l.cols + j])) * l.col_norms[j]; });
     count += l.rows * l.cols;
   }
   if (count == 0) return 0;
   // Scores are f32 products in Wanda; compare in the same precision as they are computed.
   const float threshold = float(M * sum / double(count));
   int64_t above = 0;
-  for (const auto& l : layers) {
-    int64_t a = 0;
-#pragma omp parallel for reduction(+ : a)
-    for (int64_t r = 0; r < l.rows; r++)
-      for (int64_t j = 0; j < l.cols; j++) a += (std::fabs(l.w[r * l.cols + j]) * l.col_norms[j] > threshold);
-    above += a;
-  }
+  for (const auto& l : layers)
+    above += sum_entries<int64_t>(
+        l, [&](int64_t r, int64_t j) { return int64_t(std::fabs(l.w[r * l.cols + j]) * l.col_norms[j] > threshold); });
   return double(above) / double(count);
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "prune/unstructured.h"
 
 extern "C" {
@@ -45,8 +46,9 @@ static void upper_cholesky_of_inverse(float* h, int64_t n) {
   // Our upper triangle is Fortran's lower: invert V^T there, giving (V^-1)^T, i.e. V^-1 for us.
   strtri_("L", "N", &ni, h, &ni, &info, 1, 1);
   SEC_CHECK(info == 0, "SparseGPT: singular Cholesky factor (trtri info ", info, ")");
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) std::fill(h + i * n, h + i * n + i, 0.f);
+  parallel_ranges(n, double(n), 32768.0, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) std::fill(h + i * n, h + i * n + i, 0.f);
+  });
 }
 
 void sparsegpt_prune(float* w, int64_t rows, int64_t cols, const float* xtx, const SparsityTarget& t,
@@ -83,52 +85,54 @@ void sparsegpt_prune(float* w, int64_t rows, int64_t cols, const float* xtx, con
     for (int64_t a = 0; a < cnt; a++) std::memcpy(&ublk[a * cnt], U + (i1 + a) * n + i1, size_t(cnt) * 4);
     // 4. Unstructured mask of the block: the lowest r = w^2 / U_jj^2 over the whole block.
     if (!t.is_nm()) {
-#pragma omp parallel for schedule(static)
-      for (int64_t row = 0; row < rows; row++)
-        for (int64_t a = 0; a < cnt; a++) {
-          float d = ublk[a * cnt + a], x = w[row * cols + i1 + a];
-          r[row * cnt + a] = x * x / (d * d);
-        }
+      parallel_ranges(rows, double(cnt), 32768.0, [&](int64_t r0, int64_t r1) {
+        for (int64_t row = r0; row < r1; row++)
+          for (int64_t a = 0; a < cnt; a++) {
+            float d = ublk[a * cnt + a], x = w[row * cols + i1 + a];
+            r[row * cnt + a] = x * x / (d * d);
+          }
+      });
       mask = select_lowest(r.data(), rows * cnt, prune_count(t.ratio, rows * cnt));
     }
-    // 5. Column sweep, row by row.
-#pragma omp parallel for schedule(static)
-    for (int64_t row = 0; row < rows; row++) {
-      float* wr = w + row * cols + i1;
-      float* er = err.data() + row * cnt;
-      uint8_t nm_mask[64];  // N:M mask of the current group (M <= 64)
-      for (int64_t a = 0; a < cnt; a++) {
-        bool pruned;
-        if (t.is_nm()) {
-          if (a % t.m == 0) {
-            // N lowest of w^2 / U_jj^2 among the next M columns, from the row's current values.
-            SEC_ASSERT(t.m <= 64);
-            float rr[64];
-            for (int g = 0; g < t.m; g++) {
-              float d = ublk[(a + g) * cnt + a + g];
-              rr[g] = wr[a + g] * wr[a + g] / (d * d);
-              nm_mask[g] = 0;
+    // 5. Column sweep, row by row (a row: ~cnt^2 / 2 multiply-adds).
+    parallel_ranges(rows, double(cnt * cnt), 32768.0, [&](int64_t r0, int64_t r1) {
+      for (int64_t row = r0; row < r1; row++) {
+        float* wr = w + row * cols + i1;
+        float* er = err.data() + row * cnt;
+        uint8_t nm_mask[64];  // N:M mask of the current group (M <= 64)
+        for (int64_t a = 0; a < cnt; a++) {
+          bool pruned;
+          if (t.is_nm()) {
+            if (a % t.m == 0) {
+              // N lowest of w^2 / U_jj^2 among the next M columns, from the row's current values.
+              SEC_ASSERT(t.m <= 64);
+              float rr[64];
+              for (int g = 0; g < t.m; g++) {
+                float d = ublk[(a + g) * cnt + a + g];
+                rr[g] = wr[a + g] * wr[a + g] / (d * d);
+                nm_mask[g] = 0;
+              }
+              for (int k = 0; k < t.n; k++) {  // N smallest, ties to the lower index
+                int best = -1;
+                for (int g = 0; g < t.m; g++)
+                  if (!nm_mask[g] && (best < 0 || rr[g] < rr[best])) best = g;
+                nm_mask[best] = 1;
+              }
             }
-            for (int k = 0; k < t.n; k++) {  // N smallest, ties to the lower index
-              int best = -1;
-              for (int g = 0; g < t.m; g++)
-                if (!nm_mask[g] && (best < 0 || rr[g] < rr[best])) best = g;
-              nm_mask[best] = 1;
-            }
+            pruned = nm_mask[a % t.m];
+          } else {
+            pruned = mask[row * cnt + a];
           }
-          pruned = nm_mask[a % t.m];
-        } else {
-          pruned = mask[row * cnt + a];
-        }
-        const float* urow = &ublk[a * cnt];
-        const float q = pruned ? 0.f : wr[a];
-        const float e = (wr[a] - q) / urow[a];
-        wr[a] = q;
+          const float* urow = &ublk[a * cnt];
+          const float q = pruned ? 0.f : wr[a];
+          const float e = (wr[a] - q) / urow[a];
+          wr[a] = q;
 #pragma omp simd
-        for (int64_t b = a + 1; b < cnt; b++) wr[b] -= e * urow[b];
-        er[a] = e;
+          for (int64_t b = a + 1; b < cnt; b++) wr[b] -= e * urow[b];
+          er[a] = e;
+        }
       }
-    }
+    });
     // Lazy update of all later columns: W[:, i2:] -= Err (rows x cnt) . U[i1:i2, i2:] (cnt x rest).
     if (i2 < n)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(n - i2), int(cnt), -1.f, err.data(),

@@ -3,15 +3,17 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "prune/unstructured.h"
 
 namespace sec {
 
 void wanda_scores(float* score, const float* w, const float* col_norms, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; r++)
+  parallel_ranges(rows, double(cols), 32768.0, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
 #pragma omp simd
-    for (int64_t j = 0; j < cols; j++) score[r * cols + j] = std::fabs(w[r * cols + j]) * col_norms[j];
+      for (int64_t j = 0; j < cols; j++) score[r * cols + j] = std::fabs(w[r * cols + j]) * col_norms[j];
+  });
 }
 
 Mask wanda_mask(const float* w, const float* col_norms, int64_t rows, int64_t cols, const SparsityTarget& t) {

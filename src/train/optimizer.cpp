@@ -1,9 +1,11 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace sec {
 
@@ -40,16 +42,18 @@ void AdamW::step(std::vector<Param>& params, float lr) {
     const float decay = p.decay ? 1.f - lr * o_.weight_decay : 1.f;
     const float step = float(lr / bc1), inv_bc2 = float(1.0 / bc2);
     const int64_t n = p.value.numel();
-#pragma omp parallel for simd
-    for (int64_t i = 0; i < n; i++) {
-      if (keep && !keep[i]) {
-        w[i] = 0.f;
-        continue;
+    parallel_ranges(n, 1.0, 16384.0, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
+      for (int64_t i = i0; i < i1; i++) {
+        if (keep && !keep[i]) {
+          w[i] = 0.f;
+          continue;
+        }
+        m[i] = b1 * m[i] + (1.f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+        w[i] = w[i] * decay - step * m[i] / (std::sqrt(v[i] * inv_bc2) + eps);
       }
-      m[i] = b1 * m[i] + (1.f - b1) * g[i];
-      v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
-      w[i] = w[i] * decay - step * m[i] / (std::sqrt(v[i] * inv_bc2) + eps);
-    }
+    });
   }
 }
 
@@ -63,11 +67,16 @@ double clip_grad_norm(std::vector<Param>& params, double max_norm) {
     const float* g = p.grad.f32();
     const uint8_t* keep = p.keep.empty() ? nullptr : p.keep.data();
     const int64_t n = p.grad.numel();
-    double s = 0;
-#pragma omp parallel for reduction(+ : s)
-    for (int64_t i = 0; i < n; i++)
-      if (!keep || keep[i]) s += double(g[i]) * g[i];
-    ss += s;
+    // Each task its own partial sum, added in task order (the result does not depend on timing).
+    const int64_t tasks = task_count(n, 1.0, 32768.0), per = (n + tasks - 1) / tasks;
+    std::vector<double> partial(size_t(tasks), 0.0);
+    parallel_for(tasks, [&](int64_t t) {
+      double s = 0;
+      for (int64_t i = t * per, e = std::min(n, i + per); i < e; i++)
+        if (!keep || keep[i]) s += double(g[i]) * g[i];
+      partial[size_t(t)] = s;
+    });
+    for (double s : partial) ss += s;
   }
   const double norm = std::sqrt(ss);
   if (max_norm > 0 && norm > max_norm) {
@@ -75,8 +84,10 @@ double clip_grad_norm(std::vector<Param>& params, double max_norm) {
     for (auto& p : params) {
       float* g = p.grad.f32();
       const int64_t n = p.grad.numel();
-#pragma omp parallel for simd
-      for (int64_t i = 0; i < n; i++) g[i] *= k;
+      parallel_ranges(n, 1.0, 32768.0, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) g[i] *= k;
+      });
     }
   }
   return norm;
