@@ -6,6 +6,7 @@
 # both sides (see bench/README.md). BUILD (default: build) is the CMake build folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 LAYERS=${1:-4}; SEQLEN=${2:-512}; WINDOWS=${3:-4}; BATCH=${4:-2}
 BUILD=${BUILD:-build}
 SHARED=${SECATEUR_SHARED:-../shared}
@@ -17,14 +18,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$BUILD/secateur" -q init --config configs/tinyllama-1.1b.json --layers "$LAYERS" -o "$tmp/model"
 "$BUILD/secateur" -q tokenize --tokenizer "$TOK" --ids < "$TEXT" > "$tmp/ids.txt"
-json=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BUILD/secateur" -q eval "$tmp/model" --tokenizer "$TOK" \
+json=$(blas_env "$BUILD/secateur" -q eval "$tmp/model" --tokenizer "$TOK" \
   --ppl "$TEXT" --seqlen "$SEQLEN" --max-windows "$WINDOWS" --batch "$BATCH" --json)
 ours=$(echo "$json" | /usr/bin/python3 -c '
 import json, sys
 p = json.load(sys.stdin)["perplexity"]
 print("secateur  eval --ppl: %d windows x %d, batch %d: PPL %.4f, %.2f s, %.1f tokens/s"
       % (p["windows"], p["seqlen"], p["batch"], p["ppl"], p["seconds"], p["tokens_per_second"]))')
-theirs=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/eval_torch.py "$tmp/model" "$tmp/ids.txt" \
+theirs=$(blas_env /usr/bin/python3 bench/eval_torch.py "$tmp/model" "$tmp/ids.txt" \
   "$SEQLEN" "$WINDOWS" "$BATCH")
 echo "model: TinyLlama-1.1B shapes, $LAYERS blocks + LM head (random, f32), threads: $(nproc)"
 echo "$ours"

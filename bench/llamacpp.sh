@@ -8,9 +8,10 @@
 # best of ROUNDS per side and condition.
 # Usage: bench/llamacpp.sh [LAYERS=4] [PROMPT=512] [GEN=32] [ROUNDS=3] [THREADS=$(nproc)]
 #   CONFIG=configs/tinyllama-1.1b.json, BUILD=build, MODEL=path.gguf (instead of a new random one)
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for secateur (see bench/README.md).
+# OpenBLAS environment: bench/blas_env.sh (unset for both sides; BENCH_OPENBLAS_CORETYPE=Prescott forces one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 LAYERS=${1:-4}
 PROMPT=${2:-512}
 GEN=${3:-32}
@@ -36,7 +37,7 @@ model=${MODEL:-$tmp/model.gguf}
 [[ -n ${MODEL:-} ]] || "$BUILD/secateur" -q init --config "$CONFIG" --layers "$LAYERS" -o "$model"
 field() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" <<<"$1"; }
 ours() {
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BUILD/secateur" -q --threads "$THREADS" bench "$model" \
+  blas_env "$BUILD/secateur" -q --threads "$THREADS" bench "$model" \
     --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --json
 }
 theirs() {

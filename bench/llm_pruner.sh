@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # LLM-Pruner Taylor importance (gradients + scores) and surgery, secateur vs PyTorch, same machine,
 # same run (issue 8 benchmark). Usage: bench/llm_pruner.sh [--layers 4 --nsamples 10 --seqlen 64 --repeat 3]
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for both sides (see bench/README.md).
+# OpenBLAS environment: bench/blas_env.sh (unset for both sides; BENCH_OPENBLAS_CORETYPE=Prescott forces one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target llm_pruner_taylor >/dev/null
-ours=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/llm_pruner_taylor "$@")
-official=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/llm_pruner_torch.py "$@")
-same=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/llm_pruner_torch.py "$@" --same-tensors 1)
+ours=$(blas_env build/bench/llm_pruner_taylor "$@")
+official=$(blas_env /usr/bin/python3 bench/llm_pruner_torch.py "$@")
+same=$(blas_env /usr/bin/python3 bench/llm_pruner_torch.py "$@" --same-tensors 1)
 echo "$ours"
 echo "$official"
 echo "$same"

@@ -3,6 +3,7 @@
 # Usage: bench/minitron_stats.sh [--layers 4 --nsamples 8 --seqlen 512 --repeat 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target minitron_stats >/dev/null
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/minitron_stats "$@"
+blas_env build/bench/minitron_stats "$@"

@@ -4,14 +4,15 @@
 # hidden states N(0,1); weights random N(0,0.02). Both sides: statistics pass (block forward with
 # hooks/taps), pruning decision + weight update, output pass (forward of the pruned block).
 # Usage: bench/prune_block.sh [--nsamples 16 --seqlen 1024 --methods wanda,sparsegpt]
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for both sides (see bench/README.md).
+# OpenBLAS environment: bench/blas_env.sh (unset for both sides; BENCH_OPENBLAS_CORETYPE=Prescott forces one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 BUILD=${BUILD:-build}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSECATEUR_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target prune_block >/dev/null
-ours=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$BUILD"/bench/prune_block "$@")
-theirs=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/prune_torch.py "$@")
+ours=$(blas_env "$BUILD"/bench/prune_block "$@")
+theirs=$(blas_env /usr/bin/python3 bench/prune_torch.py "$@")
 echo "$ours"
 echo "$theirs"
 for m in wanda sparsegpt; do

@@ -10,6 +10,7 @@
 # with copy-on-write loading, the f32 weights that were read but not yet modified).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 LAYERS=${1:-2}
 METHOD=${2:-sparsegpt}
 BUILD=${BUILD:-build}
@@ -18,9 +19,9 @@ cmake --build "$BUILD" -j "$(nproc)" --target secateur >/dev/null
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/prune_rss.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 S="$BUILD"/secateur
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$S" init --config configs/llama-7b.json --layers "$LAYERS" -o "$TMP/model"
+blas_env "$S" init --config configs/llama-7b.json --layers "$LAYERS" -o "$TMP/model"
 weights=$(du -sb "$TMP/model" | cut -f1)
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/time -v "$S" prune "$TMP/model" -o "$TMP/pruned" \
+blas_env /usr/bin/time -v "$S" prune "$TMP/model" -o "$TMP/pruned" \
   --method "$METHOD" --sparsity 0.5 --calib ../shared/data/tinystories/calib.txt --nsamples 8 --seqlen 256 \
   --tokenizer ../shared/tokenizers/llama2/tokenizer.json >"$TMP/out.txt" 2>"$TMP/time.txt" &
 TIME_PID=$!

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SliceGPT's slicing time, secateur vs the official procedure in PyTorch, same machine, same run
 # (issue 10). Usage: bench/slicegpt.sh [--layers 4 --nsamples 8 --seqlen 512]
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for both sides (see bench/README.md).
+# OpenBLAS environment: bench/blas_env.sh (unset for both sides; BENCH_OPENBLAS_CORETYPE=Prescott forces one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/blas_env.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target slicegpt_slice >/dev/null
-ours=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/slicegpt_slice "$@")
-official=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/slicegpt_torch.py "$@")
-same=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/slicegpt_torch.py "$@" --same-steps 1)
+ours=$(blas_env build/bench/slicegpt_slice "$@")
+official=$(blas_env /usr/bin/python3 bench/slicegpt_torch.py "$@")
+same=$(blas_env /usr/bin/python3 bench/slicegpt_torch.py "$@" --same-steps 1)
 echo "$ours"
 echo "$official"
 echo "$same"

@@ -100,8 +100,9 @@ void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, 
     for (int64_t p = t * per, e = std::min(panels, p + per); p < e; p++)
       f.pack_a(Ap, a, panels, p, p * mr, std::min(mr, M - p * mr), K);
   });
-  // Tiles: up to ~512 rows (A's K-block stays in L2) by 256 columns; smaller until every thread has
-  // about four tiles, so that a slow or descheduled thread is covered by the others.
+  // Tiles: up to ~1024 rows (a prefill's tokens in one tile, so B is packed once) by 256 columns
+  // (B's packed K-block, 256 x KC, stays in L2); smaller until every thread has about four tiles,
+  // so that a slow or descheduled thread is covered by the others.
   const int64_t want = parallel_inline() ? 1 : 4 * num_threads();
   int64_t mt = ceil_div(M, 1024), MB = round_up(ceil_div(M, mt), mr), NB = round_up(std::min<int64_t>(N, 256), nr);
   auto tiles = [&] { return ceil_div(M, MB) * ceil_div(N, NB); };

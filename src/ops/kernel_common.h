@@ -139,6 +139,8 @@ void gemm_tile_t(const Tile& t) {
     const int64_t kc = kmin(KC, t.K - pc);
     for (int64_t p = 0; p < npanels; p++)
       KF::pack_b_panel(Bp + p * kc * NR, *t.B, t.n0 + p * NR, int(kmin(NR, ncols - p * NR)), pc, kc, stage);
+    // One A micro-panel (MR x kc, L1) against every B panel of the tile (L2): C is written row
+    // block by row block, and the weight-sized B is read from L2, not from memory.
     for (int64_t m = t.m0; m < t.m1; m += MR)
       for (int64_t p = 0; p < npanels; p++) {
         const int cols = int(kmin(NR, ncols - p * NR));
