@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace sec {
 
@@ -60,6 +61,23 @@ void parallel_ranges(int64_t n, double work_per_item, double min_work, F&& f) {
     const int64_t b = t * per, e = b + per < n ? b + per : n;
     f(b, e);
   });
+}
+
+// parallel_sum<T>(n, work_per_item, min_work, [&](int64_t begin, int64_t end) -> T { ... }): the
+// runs of parallel_ranges each give a partial sum, added in run order, so the result depends on
+// the thread count but never on timing.
+template <class T, class F>
+T parallel_sum(int64_t n, double work_per_item, double min_work, F&& f) {
+  if (n <= 0) return T(0);
+  const int64_t tasks = task_count(n, work_per_item, min_work), per = (n + tasks - 1) / tasks;
+  std::vector<T> partial(size_t((n + per - 1) / per), T(0));
+  parallel_for(int64_t(partial.size()), [&](int64_t t) {
+    const int64_t b = t * per, e = b + per < n ? b + per : n;
+    partial[size_t(t)] = f(b, e);
+  });
+  T sum = T(0);
+  for (const T& p : partial) sum += p;
+  return sum;
 }
 
 // "2 threads (pool, spin 50 us); openblas SkylakeX" -- what the threads and OpenBLAS were set to.

@@ -52,11 +52,7 @@ float* zeroed(Buf& v, int64_t n) {
 // gradient (times `scale`) into ds when not null. Returns the loss (already divided by `denom`).
 double hidden_loss(HiddenLoss kind, const float* s, const float* t, const int32_t* targets, int64_t N, int64_t C,
                    double denom, float scale, float* ds) {
-  // Each task its own partial loss, added in task order (the result does not depend on timing).
-  const int64_t tasks = task_count(N, double(C), double(kParallelMinWork)), per = (N + tasks - 1) / tasks;
-  std::vector<double> partial(size_t(tasks), 0.0);
-  parallel_for(tasks, [&](int64_t task) {
-    const int64_t n0 = task * per, n1 = std::min(N, n0 + per);
+  return parallel_sum<double>(N, double(C), double(kParallelMinWork), [&](int64_t n0, int64_t n1) {
     double part = 0;
     for (int64_t n = n0; n < n1; n++) {
       if (targets[n] < 0) continue;
@@ -86,11 +82,8 @@ double hidden_loss(HiddenLoss kind, const float* s, const float* t, const int32_
         }
       }
     }
-    partial[size_t(task)] = part;
+    return part;
   });
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
 }
 
 LossValue run(const Model& m, const Batch& batch, const LossSpec& loss, Weights* grads, LinearDelta* delta,

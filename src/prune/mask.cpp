@@ -83,16 +83,11 @@ void apply_mask(float* w, const Mask& mask) {
 }
 
 int64_t count_zeros(const float* w, int64_t n) {
-  const int64_t tasks = task_count(n, 1.0, 32768.0), per = (n + tasks - 1) / tasks;
-  std::vector<int64_t> partial(size_t(tasks), 0);
-  parallel_for(tasks, [&](int64_t t) {
+  return parallel_sum<int64_t>(n, 1.0, 32768.0, [&](int64_t i0, int64_t i1) {
     int64_t z = 0;
-    for (int64_t i = t * per, e = std::min(n, i + per); i < e; i++) z += (w[i] == 0.f);
-    partial[size_t(t)] = z;
+    for (int64_t i = i0; i < i1; i++) z += (w[i] == 0.f);
+    return z;
   });
-  int64_t z = 0;
-  for (int64_t p : partial) z += p;
-  return z;
 }
 
 int64_t count_set(const Mask& mask) {

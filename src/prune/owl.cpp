@@ -10,21 +10,15 @@
 
 namespace sec {
 
-// Sum of f(r, j) over a linear's entries: each task its own partial sum, added in task order (the
-// result does not depend on timing).
+// Sum of f(r, j) over a linear's entries.
 template <class T, class F>
 static T sum_entries(const ScoredLinear& l, F f) {
-  const int64_t tasks = task_count(l.rows, double(l.cols), 32768.0), per = (l.rows + tasks - 1) / tasks;
-  std::vector<T> partial(size_t(tasks), T(0));
-  parallel_for(tasks, [&](int64_t t) {
+  return parallel_sum<T>(l.rows, double(l.cols), 32768.0, [&](int64_t r0, int64_t r1) {
     T s = 0;
-    for (int64_t r = t * per, e = std::min(l.rows, r + per); r < e; r++)
+    for (int64_t r = r0; r < r1; r++)
       for (int64_t j = 0; j < l.cols; j++) s += f(r, j);
-    partial[size_t(t)] = s;
+    return s;
   });
-  T s = 0;
-  for (T p : partial) s += p;
-  return s;
 }
 
 double owl_outlier_ratio(const std::vector<ScoredLinear>& layers, double M) {

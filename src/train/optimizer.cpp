@@ -67,16 +67,12 @@ double clip_grad_norm(std::vector<Param>& params, double max_norm) {
     const float* g = p.grad.f32();
     const uint8_t* keep = p.keep.empty() ? nullptr : p.keep.data();
     const int64_t n = p.grad.numel();
-    // Each task its own partial sum, added in task order (the result does not depend on timing).
-    const int64_t tasks = task_count(n, 1.0, 32768.0), per = (n + tasks - 1) / tasks;
-    std::vector<double> partial(size_t(tasks), 0.0);
-    parallel_for(tasks, [&](int64_t t) {
+    ss += parallel_sum<double>(n, 1.0, 32768.0, [&](int64_t i0, int64_t i1) {
       double s = 0;
-      for (int64_t i = t * per, e = std::min(n, i + per); i < e; i++)
+      for (int64_t i = i0; i < i1; i++)
         if (!keep || keep[i]) s += double(g[i]) * g[i];
-      partial[size_t(t)] = s;
+      return s;
     });
-    for (double s : partial) ss += s;
   }
   const double norm = std::sqrt(ss);
   if (max_norm > 0 && norm > max_norm) {
