@@ -1,5 +1,7 @@
 #include "core/tensor.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -21,11 +23,20 @@ int64_t shape_numel(const Shape& s) {
 }
 
 namespace {
-// 64-byte aligned for SIMD; freed with std::free.
+// 64-byte aligned for SIMD; freed with std::free. Large buffers (weights, gradients, activations)
+// are 2 MB aligned and asked for transparent huge pages: one page fault instead of 512 when first
+// written (measured 10% of an LLM-Pruner gradient pass in page faults), and fewer TLB misses when
+// a weight is streamed in decode. Where THP is off the advice is ignored.
+constexpr size_t kHugePage = size_t(2) << 20;
 std::shared_ptr<void> allocate(size_t bytes, const Shape& shape) {
   bytes = std::max<size_t>(bytes, 64);
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const bool huge = bytes >= 8 * kHugePage;
+  const size_t align = huge ? kHugePage : 64, size = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, size);
   SEC_CHECK(p != nullptr, "out of memory allocating a tensor of shape ", shape_str(shape));
+#ifdef MADV_HUGEPAGE
+  if (huge) ::madvise(p, size, MADV_HUGEPAGE);  // advisory: failure is harmless
+#endif
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 }  // namespace

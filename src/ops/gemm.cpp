@@ -191,8 +191,10 @@ void gemv_impl(const Family& f, float* out, int64_t ldo, const float* inp, int64
     }
     ldx = I;
   }
-  // Runs of rows of ~64 KB of weights per task: many more tasks than threads (see threads.h).
-  const int64_t rows = std::max<int64_t>(4, round_up(int64_t(std::ceil(65536.0 / std::max(bytes_per_row, 1.0))), 4));
+  // Runs of rows of ~256 KB of weights per task: still more tasks than threads (see threads.h) for
+  // every weight of a real model, and long enough sequential reads for the prefetchers (measured
+  // +3% f32, +5-8% bf16 / sparse decode against 64 KB in bench_gemv).
+  const int64_t rows = std::max<int64_t>(4, round_up(int64_t(std::ceil(262144.0 / std::max(bytes_per_row, 1.0))), 4));
   const int64_t tasks = parallel_inline() ? 1 : ceil_div(O, rows), per = tasks == 1 ? O : rows;
   parallel_for(tasks, [&](int64_t t) { f.gemv(out, ldo, x, ldx, N, b, I, t * per, std::min(O, (t + 1) * per), bias); });
 }
