@@ -28,41 +28,50 @@ inline uint16_t load_u16(const uint8_t* p) {
   return v;
 }
 
-// ---- weight row segments as f32 ------------------------------------------------------------------------
-// Row j, columns [k0, k0 + n) -> dst (n floats; k0 a multiple of 16).
-inline void fetch_row(float* dst, const BSrc& B, int64_t j, int64_t k0, int64_t n) {
-  switch (B.format) {
-    case WFormat::F32: {
-      const float* w = static_cast<const float*>(B.p) + j * B.ld + k0;
-      for (int64_t k = 0; k < n; k += 16) _mm512_storeu_ps(dst + k, _mm512_maskz_loadu_ps(tail16(n - k), w + k));
-      return;
-    }
-    case WFormat::BF16: {
-      const uint16_t* w = static_cast<const uint16_t*>(B.p) + j * B.ld + k0;
-      for (int64_t k = 0; k < n; k += 16) {
-        const __m256i h = _mm256_maskz_loadu_epi16(tail16(n - k), w + k);
-        _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-      }
-      return;
-    }
-    case WFormat::F16: {
-      const uint16_t* w = static_cast<const uint16_t*>(B.p) + j * B.ld + k0;
-      for (int64_t k = 0; k < n; k += 16)
-        _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail16(n - k), w + k)));
-      return;
-    }
-    case WFormat::Sparse: {
-      const uint8_t* m = B.mask + j * B.mask_stride + k0 / 8;
-      const float* v = B.values + B.row_off[j] + sparse_prefix(B, j, k0);
-      for (int64_t k = 0; k < n; k += 16) {
-        const __mmask16 mk = __mmask16(load_u16(m + k / 8) & tail16(n - k));
-        _mm512_storeu_ps(dst + k, _mm512_maskz_expand_ps(mk, _mm512_loadu_ps(v)));
-        v += __builtin_popcount(mk);
-      }
-      return;
+// ---- weight rows as f32, 16 columns at a time ------------------------------------------------------
+// Row j from column k0 on (k0 a multiple of 16): next(mk) gives the next 16 columns (lanes outside
+// mk zero), converted in registers.
+template <WFormat F>
+struct RowReader {
+  const void* p = nullptr;        // dense formats: the next element
+  const float* vals = nullptr;    // sparse: the next stored value
+  const uint8_t* mask = nullptr;  // sparse: the next 16 columns' mask bits
+  RowReader() = default;
+  RowReader(const BSrc& B, int64_t j, int64_t k0) {
+    if constexpr (F == WFormat::Sparse) {
+      mask = B.mask + j * B.mask_stride + k0 / 8;
+      vals = B.values + B.row_off[j] + sparse_prefix(B, j, k0);
+    } else if constexpr (F == WFormat::F32) {
+      p = static_cast<const float*>(B.p) + j * B.ld + k0;
+    } else {
+      p = static_cast<const uint16_t*>(B.p) + j * B.ld + k0;
     }
   }
-}
+  const void* ahead(int64_t n) const {  // for prefetching: n columns ahead (sparse: about n / 2)
+    if constexpr (F == WFormat::Sparse) return vals + n / 2;
+    if constexpr (F == WFormat::F32) return static_cast<const float*>(p) + n;
+    return static_cast<const uint16_t*>(p) + n;
+  }
+  __m512 next(__mmask16 mk) {
+    if constexpr (F == WFormat::Sparse) {
+      const __mmask16 m = __mmask16(load_u16(mask) & mk);
+      const __m512 v = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals));  // values are padded: see the top
+      vals += __builtin_popcount(m);
+      mask += 2;
+      return v;
+    } else if constexpr (F == WFormat::F32) {
+      const float* q = static_cast<const float*>(p);
+      p = q + 16;
+      return mk == 0xffff ? _mm512_loadu_ps(q) : _mm512_maskz_loadu_ps(mk, q);
+    } else {
+      const uint16_t* q = static_cast<const uint16_t*>(p);
+      p = q + 16;
+      const __m256i h = _mm256_maskz_loadu_epi16(mk, q);
+      if constexpr (F == WFormat::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      return _mm512_cvtph_ps(h);
+    }
+  }
+};
 
 // ---- 16 x 16 transpose: out[c] = column c of the rows r[0..15] ------------------------------------------
 inline void transpose16(__m512 r[16]) {
@@ -144,29 +153,43 @@ struct Avx512 {
     }
   }
 
-  // dst [kc][32] = columns j0..j0+31 of B, K-rows k0..k0+kc.
-  static void pack_b_panel(float* dst, const BSrc& B, int64_t j0, int cols, int64_t k0, int64_t kc, float* stage) {
+  // dst [kc][32] = columns j0..j0+31 of B, K-rows k0..k0+kc. Weight rows in any format are read
+  // and converted in registers, 16 rows x 16 columns at a time, then transposed (no staging copy).
+  static void pack_b_panel(float* dst, const BSrc& B, int64_t j0, int cols, int64_t k0, int64_t kc,
+                           float* /*stage: not needed here*/) {
     if (!B.weight) return pack_b_strided<NR>(dst, B, j0, cols, k0, kc);
-    const float* rows[NR];
-    for (int j = 0; j < NR; j++) {
-      if (j >= cols) {
-        rows[j] = nullptr;
-      } else if (B.format == WFormat::F32) {
-        rows[j] = static_cast<const float*>(B.p) + (j0 + j) * B.ld + k0;
-      } else {
-        fetch_row(stage + j * KC, B, j0 + j, k0, kc);
-        rows[j] = stage + j * KC;
-      }
+    switch (B.format) {
+      case WFormat::F32:
+        return pack_b_rows<WFormat::F32>(dst, B, j0, cols, k0, kc);
+      case WFormat::BF16:
+        return pack_b_rows<WFormat::BF16>(dst, B, j0, cols, k0, kc);
+      case WFormat::F16:
+        return pack_b_rows<WFormat::F16>(dst, B, j0, cols, k0, kc);
+      case WFormat::Sparse:
+        return pack_b_rows<WFormat::Sparse>(dst, B, j0, cols, k0, kc);
     }
+  }
+
+  template <WFormat F>
+  static void pack_b_rows(float* dst, const BSrc& B, int64_t j0, int cols, int64_t k0, int64_t kc) {
     for (int h = 0; h < 2; h++) {
+      const int n = int(kmin(16, kmax(0, cols - h * 16)));  // rows of this half that exist
+      if (n == 0) {
+        for (int64_t k = 0; k < kc; k++) _mm512_store_ps(dst + k * NR + h * 16, _mm512_setzero_ps());
+        continue;
+      }
+      RowReader<F> rd[16];
+      for (int i = 0; i < n; i++) rd[i] = RowReader<F>(B, j0 + h * 16 + i, k0);
       for (int64_t k = 0; k < kc; k += 16) {
         const __mmask16 mk = tail16(kc - k);
         __m512 r[16];
         for (int i = 0; i < 16; i++) {
-          const float* src = rows[h * 16 + i];
-          if (src && k + 64 < kc) _mm_prefetch(reinterpret_cast<const char*>(src + k + 64), _MM_HINT_T0);
-          r[i] = src ? (mk == 0xffff ? _mm512_loadu_ps(src + k) : _mm512_maskz_loadu_ps(mk, src + k))
-                     : _mm512_setzero_ps();
+          if (i < n) {
+            if (k + 64 < kc) _mm_prefetch(static_cast<const char*>(rd[i].ahead(64)), _MM_HINT_T0);
+            r[i] = rd[i].next(mk);
+          } else {
+            r[i] = _mm512_setzero_ps();
+          }
         }
         transpose16(r);
         const int64_t kn = kmin(16, kc - k);

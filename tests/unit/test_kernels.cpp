@@ -142,11 +142,11 @@ void reference_linear(const std::vector<float>& x, const std::vector<double>& w,
 std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
 // (N rows of x, I inputs, O outputs): N covers GEMV (1..4, 7) and GEMM (64, 513) paths; I and O are
-// not multiples of 8/16/32 and I exceeds the K-block of 512; at I = 4100 a one-row product is split
-// into several tasks (runs of rows, gemm.cpp).
+// not multiples of 8/16/32 and I exceeds the K-block of 512 (also in a GEMM: 1030); at I = 4100 a
+// one-row product is split into several tasks (runs of rows, gemm.cpp).
 const std::vector<std::tuple<int64_t, int64_t, int64_t>> kShapes = {
-    {1, 1, 1},    {1, 37, 5},   {1, 300, 67}, {1, 4100, 67},  {2, 300, 67},
-    {3, 515, 33}, {4, 64, 128}, {7, 300, 67}, {64, 129, 257}, {513, 300, 67}};
+    {1, 1, 1},    {1, 37, 5},   {1, 300, 67},   {1, 4100, 67},  {2, 300, 67},  {3, 515, 33},
+    {4, 64, 128}, {7, 300, 67}, {64, 129, 257}, {64, 1030, 40}, {513, 300, 67}};
 
 TEST(Kernels, CpuSummaryNamesTheChoice) {
   const std::string s = cpu_summary();
