@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     auto t1 = std::chrono::steady_clock::now();
     sec::score_groups(m, &g, o.importance, o.taylor, o.aggregate, 0, gs);
     g = sec::GradientStats();
-    sec::Model pruned = sec::apply_selection(m, sec::llm_pruner_plan(m, gs, o).selection);
+    // As `secateur prune` does: tensors kept whole (embedding, head, norms) are shared, not copied.
+    sec::Model pruned = sec::apply_selection(m, sec::llm_pruner_plan(m, gs, o).selection, true);
     auto t2 = std::chrono::steady_clock::now();
     params = sec::param_count(pruned.config);
     if (r == 0) continue;

@@ -43,8 +43,10 @@ def run():
     with torch.no_grad():
         sal = {k: (v * v.grad).abs() for k, v in w.items() if v.grad is not None}
         new = {}
+        # Tensors kept whole are shared, not copied: the official code prunes its modules in place, and
+        # secateur's surgery shares them too.
         for name in ("model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"):
-            new[name] = w[name].detach().clone()
+            new[name] = w[name].detach()
         hd, kvd = tl.HD, tl.HKV * tl.HD
         r = tl.HQ // tl.HKV
         for l in range(a.layers):
@@ -67,7 +69,7 @@ def run():
             new[p + "mlp.up_proj.weight"] = w[p + "mlp.up_proj.weight"].detach().index_select(0, keep_f)
             new[p + "mlp.down_proj.weight"] = w[p + "mlp.down_proj.weight"].detach().index_select(1, keep_f)
             for x in ("input_layernorm.weight", "post_attention_layernorm.weight"):
-                new[p + x] = w[p + x].detach().clone()
+                new[p + x] = w[p + x].detach()
     return t_grad, sum(t.numel() for t in new.values())
 
 

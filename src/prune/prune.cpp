@@ -148,7 +148,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* sam
     r.options = llm_pruner_options_json(o.llm_pruner);
     LlmPrunerPlan plan = llm_pruner(m, o.llm_pruner, calibrated ? samples : nullptr);
     r.plan = plan.report;
-    m = apply_selection(m, plan.selection);
+    m = apply_selection(m, plan.selection, true);  // m is replaced: tensors kept whole need no copy
   } else if (r.method == "slicegpt") {
     r.options = slicegpt_options_json(o.slicegpt);
     r.plan = slicegpt(m, o.slicegpt, *samples);
@@ -157,7 +157,7 @@ PruneReport prune_model(Model& m, const PruneOptions& o, const CalibSamples* sam
     SEC_CHECK(m.tokenizer, "minitron needs the model's tokenizer (for the calibration text)");
     MinitronPlan plan = minitron(m, o.minitron, *samples, load_corpus(samples->source_path));
     r.plan = plan.report;
-    m = apply_selection(m, plan.selection);
+    m = apply_selection(m, plan.selection, true);
   }
   r.params_after = param_count(m.config);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
