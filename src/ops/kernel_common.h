@@ -109,6 +109,13 @@ void pack_a_generic(float* Ap, const ASrc& a, int64_t panels, int64_t p, int64_t
       }
       continue;
     }
+    if (a.rs == 1 && !a.round_bf16) {  // column-major A (a transposed operand, e.g. dY^T): rows are contiguous per k
+      for (int64_t k = 0; k < kc; k++) {
+        std::memcpy(dst + k * MR, a.p + m0 + (pc + k) * a.cs, size_t(rows) * 4);
+        for (int r = int(rows); r < MR; r++) dst[k * MR + r] = 0.f;
+      }
+      continue;
+    }
     for (int64_t k = 0; k < kc; k++)
       for (int r = 0; r < MR; r++) {
         const float v = r < rows ? a.p[(m0 + r) * a.rs + (pc + k) * a.cs] : 0.f;
