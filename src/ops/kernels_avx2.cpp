@@ -231,7 +231,7 @@ inline __m256 wvec(const BSrc& W, int64_t o, int64_t k) {
 
 // R weight rows from o, NX rows of x.
 template <WFormat F, int R, int NX>
-void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o,
+void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o, int64_t o1,
                 const float* bias) {
   __m256 acc[R][NX];
   for (int r = 0; r < R; r++)
@@ -243,17 +243,31 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       vals[r] = W.values + W.row_off[o + r];
       masks[r] = W.mask + (o + r) * W.mask_stride;
     }
+  // 4 KB ahead in row r, past its end in row r of the next block, as integer addresses: the same
+  // scheme and the same GCC pitfall as kernels_avx512.cpp.
+  constexpr int64_t kPfBytes = 4096, es = F == WFormat::F32 ? 4 : 2;
+  const uintptr_t dense_row0 = F == WFormat::Sparse ? 0 : reinterpret_cast<uintptr_t>(W.p) + uintptr_t(o * W.ld * es);
+  uintptr_t sparse_end[R], sparse_next[R];
+  if constexpr (F == WFormat::Sparse)
+    for (int r = 0; r < R; r++) {
+      sparse_end[r] = reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + 1]);
+      sparse_next[r] = o + r + R < o1 ? reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + R]) : sparse_end[r];
+    }
   const int64_t full = K / 8 * 8;
   for (int64_t k = 0; k < full; k += 8) {
     __m256 xv[NX];
     for (int n = 0; n < NX; n++) xv[n] = _mm256_loadu_ps(x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m256 w;
-      if constexpr (F == WFormat::Sparse)  // prefetch ahead in the row (see kernels_avx512.cpp)
-        _mm_prefetch(reinterpret_cast<const char*>(vals[r] + 512), _MM_HINT_T0);
-      else
-        _mm_prefetch(static_cast<const char*>(W.p) + ((o + r) * W.ld + k + 1024) * (F == WFormat::F32 ? 4 : 2),
-                     _MM_HINT_T0);
+      uintptr_t pf;
+      if constexpr (F == WFormat::Sparse) {
+        pf = reinterpret_cast<uintptr_t>(vals[r]) + kPfBytes;
+        if (pf >= sparse_end[r]) pf = sparse_next[r] + (pf - sparse_end[r]);
+      } else {
+        const int64_t col = k + kPfBytes / es;
+        pf = dense_row0 + uintptr_t(((col < K ? r : r + R) * W.ld + (col < K ? col : col - K)) * es);
+      }
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const unsigned m = masks[r][k / 8];
         w = expand8(vals[r], m);
@@ -279,8 +293,8 @@ template <WFormat F, int NX>
 void gemv_rows(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o0, int64_t o1,
                const float* bias) {
   int64_t o = o0;
-  for (; o + 4 <= o1; o += 4) gemv_block<F, 4, NX>(out, ldo, x, ldx, W, K, o, bias);
-  for (; o < o1; o++) gemv_block<F, 1, NX>(out, ldo, x, ldx, W, K, o, bias);
+  for (; o + 4 <= o1; o += 4) gemv_block<F, 4, NX>(out, ldo, x, ldx, W, K, o, o1, bias);
+  for (; o < o1; o++) gemv_block<F, 1, NX>(out, ldo, x, ldx, W, K, o, o1, bias);
 }
 
 template <WFormat F>
