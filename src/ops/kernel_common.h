@@ -58,6 +58,42 @@ inline int64_t sparse_prefix(const BSrc& B, int64_t j, int64_t k0) {
   return n;
 }
 
+// Where a GEMV over R weight rows from o (of a task's rows [o, o1)) prefetches for row r: kPfBytes
+// ahead in the row, and past the row's end the same row of the next block (rows o + R ..), which
+// the task reads next. A row of 2-8 KB is one or two 4 KB pages, which the hardware prefetcher must
+// find again for every row. Integer addresses: in pointer form with an early return, GCC 12
+// dropped every such prefetch (check the assembly when changing this); past the last row they
+// point nowhere, which is harmless for a prefetch.
+template <WFormat F, int R>
+struct GemvPrefetch {
+  static constexpr int64_t kPfBytes = 4096, es = F == WFormat::F32 ? 4 : 2;  // es: bytes per dense element
+  uintptr_t dense_row0 = 0;
+  int64_t ld = 0, K = 0;
+  uintptr_t sparse_end[R] = {}, sparse_next[R] = {};
+  GemvPrefetch(const BSrc& W, int64_t K_, int64_t o, int64_t o1) : ld(W.ld), K(K_) {
+    if constexpr (F == WFormat::Sparse) {
+      for (int r = 0; r < R; r++) {
+        sparse_end[r] = reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + 1]);
+        sparse_next[r] = o + r + R < o1 ? reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + R]) : sparse_end[r];
+      }
+    } else {
+      dense_row0 = reinterpret_cast<uintptr_t>(W.p) + uintptr_t(o * W.ld * es);
+    }
+  }
+  // Row r at column k (dense) or with its next stored value at vals (sparse).
+  const char* address(int r, int64_t k, const float* vals) const {
+    uintptr_t p;
+    if constexpr (F == WFormat::Sparse) {
+      p = reinterpret_cast<uintptr_t>(vals) + kPfBytes;
+      if (p >= sparse_end[r]) p = sparse_next[r] + (p - sparse_end[r]);
+    } else {
+      const int64_t col = k + kPfBytes / es;
+      p = dense_row0 + uintptr_t(((col < K ? r : r + R) * ld + (col < K ? col : col - K)) * es);
+    }
+    return reinterpret_cast<const char*>(p);
+  }
+};
+
 // Row j, columns [k0, k0 + n) of a weight, as f32 (scalar; the families use it for tails). k0 is a
 // multiple of 8 (K-blocks are multiples of 64).
 inline void fetch_row_scalar(float* dst, const BSrc& B, int64_t j, int64_t k0, int64_t n) {

@@ -236,38 +236,21 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
   __m256 acc[R][NX];
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) acc[r][n] = _mm256_setzero_ps();
-  const float* vals[R];
+  const float* vals[R] = {};
   const uint8_t* masks[R];
   if constexpr (F == WFormat::Sparse)
     for (int r = 0; r < R; r++) {
       vals[r] = W.values + W.row_off[o + r];
       masks[r] = W.mask + (o + r) * W.mask_stride;
     }
-  // 4 KB ahead in row r, past its end in row r of the next block, as integer addresses: the same
-  // scheme and the same GCC pitfall as kernels_avx512.cpp.
-  constexpr int64_t kPfBytes = 4096, es = F == WFormat::F32 ? 4 : 2;
-  const uintptr_t dense_row0 = F == WFormat::Sparse ? 0 : reinterpret_cast<uintptr_t>(W.p) + uintptr_t(o * W.ld * es);
-  uintptr_t sparse_end[R], sparse_next[R];
-  if constexpr (F == WFormat::Sparse)
-    for (int r = 0; r < R; r++) {
-      sparse_end[r] = reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + 1]);
-      sparse_next[r] = o + r + R < o1 ? reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + R]) : sparse_end[r];
-    }
+  const GemvPrefetch<F, R> pf(W, K, o, o1);
   const int64_t full = K / 8 * 8;
   for (int64_t k = 0; k < full; k += 8) {
     __m256 xv[NX];
     for (int n = 0; n < NX; n++) xv[n] = _mm256_loadu_ps(x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m256 w;
-      uintptr_t pf;
-      if constexpr (F == WFormat::Sparse) {
-        pf = reinterpret_cast<uintptr_t>(vals[r]) + kPfBytes;
-        if (pf >= sparse_end[r]) pf = sparse_next[r] + (pf - sparse_end[r]);
-      } else {
-        const int64_t col = k + kPfBytes / es;
-        pf = dense_row0 + uintptr_t(((col < K ? r : r + R) * W.ld + (col < K ? col : col - K)) * es);
-      }
-      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+      _mm_prefetch(pf.address(r, k, vals[r]), _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const unsigned m = masks[r][k / 8];
         w = expand8(vals[r], m);

@@ -246,13 +246,8 @@ inline __m512 wvec(const BSrc& W, int64_t o, int64_t k, __mmask16 mk) {
 }
 
 // R weight rows from o, NX rows of x: out[n][o + r] = x[n] . W[o + r] + bias.
-// Software prefetch this many bytes ahead in each weight row (1024 f32, 2048 f16 elements, ~2048
-// columns of 50% sparse): a row of 2 KB - 8 KB is one or two 4 KB pages, which the hardware
-// prefetcher must find again for every row. Past a row's end the prefetch continues in the same
-// row of the next block. Measured in bench_gemv (4 blocks, one row of x): f16 1.62x -> 1.9x and
-// 50% sparse 1.5x -> 1.66x the f32 speed. The addresses are integers: computed as pointers with
-// an early return, GCC 12 dropped every one of these prefetches (check the assembly when changing).
-constexpr int64_t kPfBytes = 4096;
+// The prefetch (GemvPrefetch, kernel_common.h), measured in bench_gemv (4 blocks, one row of x):
+// f16 1.62x -> 1.9x and 50% sparse 1.5x -> 1.66x the f32 speed.
 
 template <WFormat F, int R, int NX>
 void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o, int64_t o1,
@@ -260,39 +255,18 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
   __m512 acc[R][NX];
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) acc[r][n] = _mm512_setzero_ps();
-  const float* vals[R];
+  const float* vals[R] = {};
   const uint8_t* masks[R];
   if constexpr (F == WFormat::Sparse)
     for (int r = 0; r < R; r++) {
       vals[r] = W.values + W.row_off[o + r];
       masks[r] = W.mask + (o + r) * W.mask_stride;
     }
-  if constexpr (F == WFormat::Sparse)  // the next block's masks (the values: prefetch_ahead)
+  if constexpr (F == WFormat::Sparse)  // the next block's masks (the values: GemvPrefetch)
     if (o + 2 * R <= o1)
       for (int64_t b = 0; b < R * W.mask_stride; b += 64)
         _mm_prefetch(reinterpret_cast<const char*>(W.mask + (o + R) * W.mask_stride + b), _MM_HINT_T0);
-  // kPfBytes ahead in row r; past its end, in row r of the next block (rows o + R ..), which is what
-  // this task reads next. Addresses as integers: past the last row they point nowhere (harmless for
-  // a prefetch).
-  constexpr int64_t es = F == WFormat::F32 ? 4 : 2;  // bytes per dense element
-  const uintptr_t dense_row0 = F == WFormat::Sparse ? 0 : reinterpret_cast<uintptr_t>(W.p) + uintptr_t(o * W.ld * es);
-  uintptr_t sparse_end[R], sparse_next[R];
-  if constexpr (F == WFormat::Sparse)
-    for (int r = 0; r < R; r++) {
-      sparse_end[r] = reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + 1]);
-      sparse_next[r] = o + r + R < o1 ? reinterpret_cast<uintptr_t>(W.values + W.row_off[o + r + R]) : sparse_end[r];
-    }
-  auto prefetch_ahead = [&](int r, int64_t k) {
-    uintptr_t p;
-    if constexpr (F == WFormat::Sparse) {
-      p = reinterpret_cast<uintptr_t>(vals[r]) + kPfBytes;
-      if (p >= sparse_end[r]) p = sparse_next[r] + (p - sparse_end[r]);
-    } else {
-      const int64_t col = k + kPfBytes / es;
-      p = dense_row0 + uintptr_t(((col < K ? r : r + R) * W.ld + (col < K ? col : col - K)) * es);
-    }
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
-  };
+  const GemvPrefetch<F, R> pf(W, K, o, o1);
   // Full groups of 16 columns without masks (a masked load costs an extra uop), then the tail.
   auto step = [&](int64_t k, __mmask16 mk, bool full) {
     __m512 xv[NX];
@@ -300,7 +274,7 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       xv[n] = full ? _mm512_loadu_ps(x + n * ldx + k) : _mm512_maskz_loadu_ps(mk, x + n * ldx + k);
     for (int r = 0; r < R; r++) {
       __m512 w;
-      prefetch_ahead(r, k);
+      _mm_prefetch(pf.address(r, k, vals[r]), _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);  // mask bits past K are 0
         w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));         // register form: faster than from memory
