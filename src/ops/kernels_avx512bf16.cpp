@@ -15,7 +15,6 @@ namespace {
 inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : n <= 0 ? 0 : __mmask32((1u << n) - 1); }
 
 // R weight rows from o, NX rows of x (bf16, ldx elements per row).
-constexpr int64_t kPf = 2048;  // software prefetch distance in elements, 4 KB (see kernels_avx512.cpp)
 template <int R, int NX>
 void gemv_block(float* out, int64_t ldo, const uint16_t* x, int64_t ldx, const BSrc& W, int64_t K, int64_t o,
                 int64_t o1, const float* bias) {
@@ -23,16 +22,14 @@ void gemv_block(float* out, int64_t ldo, const uint16_t* x, int64_t ldx, const B
   for (int r = 0; r < R; r++)
     for (int n = 0; n < NX; n++) acc[r][n] = _mm512_setzero_ps();
   const uint16_t* w = static_cast<const uint16_t*>(W.p) + o * W.ld;
+  const GemvPrefetch<WFormat::BF16, R> pf(W, K, o, o1);  // the prefetch both other families use
   auto step = [&](int64_t k, __mmask32 mk, bool full) {
     __m512bh xv[NX];
     for (int n = 0; n < NX; n++)
       xv[n] = (__m512bh)(full ? _mm512_loadu_si512(x + n * ldx + k) : _mm512_maskz_loadu_epi16(mk, x + n * ldx + k));
     for (int r = 0; r < R; r++) {
       const uint16_t* p = w + r * W.ld + k;
-      if (k + kPf < K)  // past the row's end: the same row of the next block
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPf), _MM_HINT_T0);
-      else if (o + r + R < o1)
-        _mm_prefetch(reinterpret_cast<const char*>(w + (r + R) * W.ld + k + kPf - K), _MM_HINT_T0);
+      _mm_prefetch(pf.address(r, k, nullptr), _MM_HINT_T0);
       const __m512bh wv = (__m512bh)(full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mk, p));
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], wv, xv[n]);
     }
