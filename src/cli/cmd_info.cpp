@@ -25,9 +25,10 @@ struct InfoArgs {
 std::vector<std::pair<std::string, int64_t>> non_finite(const Model& m) {
   std::vector<std::pair<std::string, int64_t>> bad;
   for_each_tensor(m.config, m.weights, [&](const TensorRef& r) {
-    const float* p = r.tensor.f32();
-    int64_t n = 0;
-    for (int64_t i = 0; i < r.tensor.numel(); i++) n += !std::isfinite(p[i]);
+    const uint32_t* p = reinterpret_cast<const uint32_t*>(r.tensor.f32());
+    const int64_t size = r.tensor.numel();
+    int64_t n = 0;  // all-ones exponent: Inf or NaN (an integer test the compiler vectorises)
+    for (int64_t i = 0; i < size; i++) n += (p[i] & 0x7f800000u) == 0x7f800000u;
     if (n) bad.emplace_back(r.name, n);
   });
   return bad;

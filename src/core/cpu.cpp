@@ -83,6 +83,7 @@ CpuFeatures detect() {
     f.avx512_fp16 = f.avx512f && bit(r7.d, 23);
     f.amx_bf16 = os_amx && bit(r7.d, 22);
     f.amx_tile = os_amx && bit(r7.d, 24);
+    f.sha = bit(r7.b, 29);
     if (r7.a >= 1) f.avx512_bf16 = f.avx512f && bit(cpuid(7, 1).a, 5);
   }
 #endif
@@ -179,6 +180,7 @@ std::string cpu_summary() {
   add(f.avx512_bf16, "avx512_bf16");
   add(f.avx512_fp16, "avx512_fp16");
   add(f.amx_bf16 && f.amx_tile, "amx_bf16");
+  add(f.sha, "sha");
   if (!f.avx2 && !f.avx512f) s += " (no avx2)";
   return s;
 }

@@ -13,6 +13,7 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_bf16 = false, avx512_fp16 = false, avx512_vbmi2 = false;
   bool amx_tile = false, amx_bf16 = false;
+  bool sha = false;  // SHA extensions (sha256rnds2): file hashing, not the kernels
 };
 
 // Detected once; thread-safe.

@@ -15,7 +15,13 @@
 #include <random>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SEC_SHA_X86 1
+#endif
 
 namespace sec {
 
@@ -307,11 +313,63 @@ constexpr uint32_t K[64] = {
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
+#ifdef SEC_SHA_X86
+// The compression function on the SHA extensions, n blocks: ~7x the portable code (hashing a
+// multi-GB model at load took longer than loading it). The state lives as the instructions want
+// it: {A,B,E,F} and {C,D,G,H}, highest lane first; each sha256rnds2 does two rounds, and
+// sha256msg1/msg2 extend the message schedule four words at a time.
+__attribute__((target("sha,sse4.1,ssse3"))) void sha256_blocks_shani(uint32_t h[8], const uint8_t* p, size_t n) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+  const __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)), 0xB1);
+  const __m128i hgfe = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 4)), 0x1B);
+  __m128i abef = _mm_alignr_epi8(dcba, hgfe, 8), cdgh = _mm_blend_epi16(hgfe, dcba, 0xF0);
+  for (; n > 0; n--, p += 64) {
+    const __m128i abef0 = abef, cdgh0 = cdgh;
+    __m128i w[4];  // w[g % 4]: schedule words 4g .. 4g + 3
+    for (int g = 0; g < 4; g++)
+      w[g] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * g)), bswap);
+    for (int g = 0; g < 16; g++) {
+      if (g >= 4) {  // W[i] = s1(W[i-2]) + W[i-7] + s0(W[i-15]) + W[i-16], for i = 4g .. 4g + 3
+        const __m128i w7 = _mm_alignr_epi8(w[(g + 3) % 4], w[(g + 2) % 4], 4);
+        w[g % 4] =
+            _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w[g % 4], w[(g + 1) % 4]), w7), w[(g + 3) % 4]);
+      }
+      __m128i wk = _mm_add_epi32(w[g % 4], _mm_loadu_si128(reinterpret_cast<const __m128i*>(K + 4 * g)));
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+      wk = _mm_shuffle_epi32(wk, 0x0E);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, wk);
+    }
+    abef = _mm_add_epi32(abef, abef0);
+    cdgh = _mm_add_epi32(cdgh, cdgh0);
+  }
+  const __m128i feba = _mm_shuffle_epi32(abef, 0x1B), dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h), _mm_blend_epi16(feba, dchg, 0xF0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
+bool sha_extensions() {
+#ifdef SEC_SHA_X86
+  static const bool on = cpu_features().sha && cpu_features().sse42;
+  return on;
+#else
+  return false;
+#endif
+}
+
 struct Sha256 {
   uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   uint8_t buf[64];
   size_t buf_len = 0;
   uint64_t total = 0;
+  bool hardware = sha_extensions();
+
+  void blocks(const uint8_t* p, size_t n) {
+#ifdef SEC_SHA_X86
+    if (hardware) return sha256_blocks_shani(h, p, n);
+#endif
+    for (; n > 0; n--, p += 64) block(p);
+  }
 
   void block(const uint8_t* p) {
     uint32_t w[64];
@@ -354,11 +412,13 @@ struct Sha256 {
       p += take;
       n -= take;
       if (buf_len == 64) {
-        block(buf);
+        blocks(buf, 1);
         buf_len = 0;
       }
     }
-    for (; n >= 64; p += 64, n -= 64) block(p);
+    blocks(p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
     std::memcpy(buf, p, n);
     buf_len += n;
   }
@@ -383,6 +443,15 @@ struct Sha256 {
 
 std::string sha256_hex(const void* data, size_t n) {
   Sha256 s;
+  s.update(static_cast<const uint8_t*>(data), n);
+  return s.hex();
+}
+
+bool sha256_hardware() { return sha_extensions(); }
+
+std::string sha256_hex_portable(const void* data, size_t n) {
+  Sha256 s;
+  s.hardware = false;
   s.update(static_cast<const uint8_t*>(data), n);
   return s.hex();
 }

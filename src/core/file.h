@@ -100,7 +100,11 @@ void install_interrupt_cleanup();
 
 // SHA-256, hex encoded. sha256_file streams the file with read() (no mapping, so hashing a
 // multi-GB model adds nothing to the RSS).
+// Both use the CPU's SHA extensions where it has them (cpuid); sha256_hex_portable never does
+// (tests compare the two).
 std::string sha256_hex(const void* data, size_t n);
 std::string sha256_file(const std::string& path);
+std::string sha256_hex_portable(const void* data, size_t n);
+bool sha256_hardware();  // whether the SHA extensions are in use
 
 }  // namespace sec
