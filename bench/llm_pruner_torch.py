@@ -41,7 +41,9 @@ def run():
     loss.backward()
     t_grad = time.perf_counter()
     with torch.no_grad():
-        sal = {k: (v * v.grad).abs() for k, v in w.items() if v.grad is not None}
+        # Saliences of the groups' members only (the block linears), as the official importance
+        # visits a group's members: the embedding's and head's gradients are computed but unused.
+        sal = {k: (v * v.grad).abs() for k, v in w.items() if "_proj." in k}
         new = {}
         # Tensors kept whole are shared, not copied: the official code prunes its modules in place, and
         # secateur's surgery shares them too.
