@@ -20,6 +20,8 @@ const char* safetensors_dtype_name(DType t) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    case DType::F32_SPARSE:  // never written: safetensors files hold dense tensors
+      break;
   }
   return "?";
 }

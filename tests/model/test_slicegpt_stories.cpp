@@ -165,7 +165,9 @@ TEST(SliceGptStories, SlicedModelsReloadExactlyAndRunWhereTheyShould) {
     Model m = load_model(gguf);
     EXPECT_EQ(m.config.plain_residual(), uniform);
     EXPECT_EQ(uniform ? m.config.dim : m.config.block_in(1), 48);  // hidden 64 -> 48
-    if (!uniform) EXPECT_EQ(m.config.final_dim(), 64);             // the head is not sliced
+    if (!uniform) {
+      EXPECT_EQ(m.config.final_dim(), 64);  // the head is not sliced
+    }
     EXPECT_EQ(rep["params_after"].get<int64_t>(), param_count(m.config));
     const PplResult e = eval_stories(m, &dense);
     std::printf("[ info ] stories260K SliceGPT 25%% %s: %lld params, eval PPL %.4f, KL to dense %.4f\n",

@@ -95,7 +95,7 @@ void check_pattern(const std::vector<std::string>& how, const std::string& name,
   EXPECT_EQ(bj["linear_weights"].get<std::string>(), "f32-sparse");
   EXPECT_GT(bj["decode_tokens_per_second"].get<double>(), 0.0);
   // bench --weights converts the block linears in memory: every kernel family from one file.
-  for (const std::string& w : {"bf16", "f16", "sparse", "f32"}) {
+  for (const std::string w : {"bf16", "f16", "sparse", "f32"}) {
     auto b = run_cli({"-q", "bench", dense, "--prompt-tokens", "16", "--gen-tokens", "2", "--weights", w, "--json"});
     ASSERT_EQ(b.exit_code, 0) << b.err;
     EXPECT_EQ(json::parse(b.out)["linear_weights"].get<std::string>(), w == "sparse" ? "f32-sparse" : w);

@@ -88,9 +88,10 @@ TEST(PerBlockFormats, GgufDeciRoundTripIsExact) {
     const Tensor& wq = m.weights.blocks[1].wq;
     EXPECT_EQ(f.read_f32(*f.find_tensor("blk.1.attn_q.weight")).to_vector(),
               rope_rows_to_interleaved(wq, 2).to_vector());
-    if (bias)
+    if (bias) {
       EXPECT_EQ(f.read_f32(*f.find_tensor("blk.2.attn_k.bias")).to_vector(),
                 rope_rows_to_interleaved(m.weights.blocks[2].bk, 3).to_vector());
+    }
   }
 }
 
