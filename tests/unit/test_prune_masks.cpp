@@ -2,6 +2,7 @@
 // driver's sequential semantics, and the pruning report against measured sparsity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "calib/layerwise.h"
@@ -63,6 +64,32 @@ TEST(PruneMasks, PerRowAndPerMatrixCounts) {
   std::vector<float> tie = {1, 1, 1, 1, 0, 2};
   Mask t = select_lowest(tie.data(), 6, 3);
   EXPECT_EQ(t, (Mask{1, 1, 0, 0, 1, 0}));
+}
+
+// Against a stable sort of the indices by score (the rule: the k lowest, ties by lower index): on
+// scores with many ties (8 values, negatives, -0 next to +0) and on continuous ones; every k for
+// small n, edge k for large n, which take the radix select (n >= 2^18).
+TEST(PruneMasks, LowestKEqualsAStableSort) {
+  Rng rng(5);
+  for (bool ties : {true, false})
+    for (int64_t n : {1, 2, 7, 64, 1000, 4099, 300000}) {
+      std::vector<float> s(static_cast<size_t>(n));
+      for (size_t i = 0; i < s.size(); i++)
+        s[i] = ties ? (i % 97 == 5 ? -0.0f : float(int(rng.below(8)) - 3) * 0.25f) : rng.normal();
+      std::vector<int64_t> order(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; i++) order[size_t(i)] = i;
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s[size_t(a)] < s[size_t(b)]; });
+      std::vector<int64_t> ks;
+      if (n <= 64)
+        for (int64_t k = 0; k <= n; k++) ks.push_back(k);
+      else
+        ks = {0, 1, n / 3, n / 2, n - 1, n};
+      for (int64_t k : ks) {
+        Mask expect(static_cast<size_t>(n), 0);
+        for (int64_t i = 0; i < k; i++) expect[size_t(order[size_t(i)])] = 1;
+        ASSERT_EQ(select_lowest(s.data(), n, k), expect) << (ties ? "ties" : "continuous") << " n " << n << " k " << k;
+      }
+    }
 }
 
 TEST(PruneMasks, MethodsGiveExactNMPatterns) {
@@ -231,7 +258,9 @@ TEST(PruneModel, ReportedSparsityEqualsMeasured) {
               EXPECT_NEAR(l.sparsity(), 0.5, 0.01) << t.name;
             }
           }
-        if (nm) EXPECT_TRUE(satisfies_nm(t.tensor.f32(), t.shape[0], t.shape[1], 2, 4)) << t.name;
+        if (nm) {
+          EXPECT_TRUE(satisfies_nm(t.tensor.f32(), t.shape[0], t.shape[1], 2, 4)) << t.name;
+        }
       });
       EXPECT_EQ(r.pruned_zeros(), zeros);
       EXPECT_DOUBLE_EQ(r.overall_sparsity(), double(zeros) / double(params));
