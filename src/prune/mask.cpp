@@ -84,12 +84,12 @@ static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask,
     t = order_key(tmp[size_t(k - 1)]);
     for (int64_t i = 0; i < n; i++) below += order_key(score[i]) < t;
   }
-  int64_t equal_left = k - below;
-  for (int64_t i = 0; i < n; i++) {
-    const uint32_t key = order_key(score[i]);
-    const bool take = key < t || (key == t && equal_left > 0);
-    equal_left -= key == t && take;
-    mask[i] |= uint8_t(take);
+  for (int64_t i = 0; i < n; i++) mask[i] |= uint8_t(order_key(score[i]) < t);
+  for (int64_t i = 0, equal_left = k - below; equal_left > 0; i++) {  // ties: the lowest indices
+    if (order_key(score[i]) == t) {
+      mask[i] = 1;
+      equal_left--;
+    }
   }
 }
 
