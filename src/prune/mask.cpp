@@ -67,8 +67,9 @@ static uint32_t kth_lowest_key(const float* score, int64_t n, int64_t k, int64_t
 
 // Marks the k lowest of score[0..n) in `mask` (stride 1); ties: lower index first. With t the k-th
 // lowest value, that is every score below t and the first (k - that many) equal to t. Small n
-// (rows, N:M groups) find t by nth_element on a copy, large n by a radix select.
-static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask, std::vector<float>& tmp) {
+// (rows, N:M groups) find t by nth_element on the keys, large n by a radix select. Keys order NaN
+// too (above +inf, or below -inf with the sign bit), where a float comparison would not.
+static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask, std::vector<uint32_t>& tmp) {
   if (k <= 0) return;
   if (k >= n) {
     std::fill(mask, mask + n, uint8_t(1));
@@ -79,9 +80,10 @@ static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask,
   if (n >= (int64_t(1) << 18)) {
     t = kth_lowest_key(score, n, k, &below);
   } else {
-    tmp.assign(score, score + n);
+    tmp.resize(size_t(n));
+    for (int64_t i = 0; i < n; i++) tmp[size_t(i)] = order_key(score[i]);
     std::nth_element(tmp.begin(), tmp.begin() + (k - 1), tmp.end());
-    t = order_key(tmp[size_t(k - 1)]);
+    t = tmp[size_t(k - 1)];
     for (int64_t i = 0; i < n; i++) below += order_key(score[i]) < t;
   }
   for (int64_t i = 0; i < n; i++) mask[i] |= uint8_t(order_key(score[i]) < t);
@@ -96,7 +98,7 @@ static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask,
 Mask select_lowest_per_row(const float* score, int64_t rows, int64_t cols, int64_t k) {
   Mask mask(size_t(rows * cols), 0);
   parallel_ranges(rows, double(cols), 16384.0, [&](int64_t r0, int64_t r1) {
-    std::vector<float> tmp;
+    std::vector<uint32_t> tmp;
     for (int64_t r = r0; r < r1; r++) mark_lowest(score + r * cols, cols, k, mask.data() + r * cols, tmp);
   });
   return mask;
@@ -104,7 +106,7 @@ Mask select_lowest_per_row(const float* score, int64_t rows, int64_t cols, int64
 
 Mask select_lowest(const float* score, int64_t n, int64_t k) {
   Mask mask(size_t(n), 0);
-  std::vector<float> tmp;
+  std::vector<uint32_t> tmp;
   mark_lowest(score, n, k, mask.data(), tmp);
   return mask;
 }
@@ -113,7 +115,7 @@ Mask select_nm(const float* score, int64_t rows, int64_t cols, int n, int m) {
   SEC_CHECK(cols % m == 0, "N:M pruning needs the input size (", cols, ") to be a multiple of M = ", m);
   Mask mask(size_t(rows * cols), 0);
   parallel_ranges(rows, double(cols), 16384.0, [&](int64_t r0, int64_t r1) {
-    std::vector<float> tmp;
+    std::vector<uint32_t> tmp;
     for (int64_t r = r0; r < r1; r++)
       for (int64_t g = 0; g < cols; g += m) mark_lowest(score + r * cols + g, m, n, mask.data() + r * cols + g, tmp);
   });

@@ -90,6 +90,13 @@ TEST(PruneMasks, LowestKEqualsAStableSort) {
         ASSERT_EQ(select_lowest(s.data(), n, k), expect) << (ties ? "ties" : "continuous") << " n " << n << " k " << k;
       }
     }
+  // NaN scores (a non-finite weight) rank above every number: they are pruned last, on both paths.
+  const float nan = std::nanf("");
+  EXPECT_EQ(select_lowest(std::vector<float>{nan, 1, 0, nan, 2}.data(), 5, 3), (Mask{0, 1, 1, 0, 1}));
+  std::vector<float> big(300000, 1.f);
+  for (size_t i = 0; i < big.size(); i += 1000) big[i] = nan;
+  const Mask m = select_lowest(big.data(), int64_t(big.size()), int64_t(big.size() - 300));
+  for (size_t i = 0; i < big.size(); i++) ASSERT_EQ(m[i], i % 1000 != 0) << i;
 }
 
 TEST(PruneMasks, MethodsGiveExactNMPatterns) {
