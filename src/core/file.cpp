@@ -348,21 +348,12 @@ __attribute__((target("sha,sse4.1,ssse3"))) void sha256_blocks_shani(uint32_t h[
 }
 #endif
 
-bool sha_extensions() {
-#ifdef SEC_SHA_X86
-  static const bool on = cpu_features().sha && cpu_features().sse42;
-  return on;
-#else
-  return false;
-#endif
-}
-
 struct Sha256 {
   uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   uint8_t buf[64];
   size_t buf_len = 0;
   uint64_t total = 0;
-  bool hardware = sha_extensions();
+  bool hardware = sha256_hardware();
 
   void blocks(const uint8_t* p, size_t n) {
 #ifdef SEC_SHA_X86
@@ -447,7 +438,14 @@ std::string sha256_hex(const void* data, size_t n) {
   return s.hex();
 }
 
-bool sha256_hardware() { return sha_extensions(); }
+bool sha256_hardware() {
+#ifdef SEC_SHA_X86
+  static const bool on = cpu_features().sha && cpu_features().sse42;
+  return on;
+#else
+  return false;
+#endif
+}
 
 std::string sha256_hex_portable(const void* data, size_t n) {
   Sha256 s;

@@ -48,7 +48,7 @@ static uint32_t order_key(float f) {
 // The key of the k-th lowest score (k in [1, n)): a two-pass radix select over the high and low
 // 16 bits, linear and branch-free where nth_element's partitions mispredict (whole-matrix
 // magnitude pruning of a 22-block TinyLlama spent 30% of its time in nth_element).
-static uint32_t kth_lowest_key(const float* score, int64_t n, int64_t k, int64_t* below) {
+static uint32_t kth_lowest_key(const float* score, int64_t n, int64_t k) {
   std::vector<int64_t> hist(65536);
   for (int64_t i = 0; i < n; i++) hist[order_key(score[i]) >> 16]++;
   int64_t before = 0;
@@ -61,7 +61,6 @@ static uint32_t kth_lowest_key(const float* score, int64_t n, int64_t k, int64_t
   }
   uint32_t lo = 0;
   while (before + hist[lo] < k) before += hist[lo++];
-  *below = before;
   return hi << 16 | lo;
 }
 
@@ -76,17 +75,20 @@ static void mark_lowest(const float* score, int64_t n, int64_t k, uint8_t* mask,
     return;
   }
   uint32_t t;
-  int64_t below = 0;
   if (n >= (int64_t(1) << 18)) {
-    t = kth_lowest_key(score, n, k, &below);
+    t = kth_lowest_key(score, n, k);
   } else {
     tmp.resize(size_t(n));
     for (int64_t i = 0; i < n; i++) tmp[size_t(i)] = order_key(score[i]);
     std::nth_element(tmp.begin(), tmp.begin() + (k - 1), tmp.end());
     t = tmp[size_t(k - 1)];
-    for (int64_t i = 0; i < n; i++) below += order_key(score[i]) < t;
   }
-  for (int64_t i = 0; i < n; i++) mask[i] |= uint8_t(order_key(score[i]) < t);
+  int64_t below = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const bool lower = order_key(score[i]) < t;
+    mask[i] |= uint8_t(lower);
+    below += lower;
+  }
   for (int64_t i = 0, equal_left = k - below; equal_left > 0; i++) {  // ties: the lowest indices
     if (order_key(score[i]) == t) {
       mask[i] = 1;
