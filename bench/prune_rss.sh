@@ -25,10 +25,19 @@ blas_env /usr/bin/time -v "$S" prune "$TMP/model" -o "$TMP/pruned" \
   --method "$METHOD" --sparsity 0.5 --calib ../shared/data/tinystories/calib.txt --nsamples 8 --seqlen 256 \
   --tokenizer ../shared/tokenizers/llama2/tokenizer.json >"$TMP/out.txt" 2>"$TMP/time.txt" &
 TIME_PID=$!
-# Sample the prune process (the child of time): total, anonymous and file-backed RSS in kB.
+# The secateur process below $TIME_PID: the background job is a subshell running env/time, and
+# only the last process of that chain is the prune (sampling the first one read time's own RSS).
+prune_pid() {
+  local p=$TIME_PID
+  for _ in 1 2 3 4 5; do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = secateur ] && { echo "$p"; return; }
+    p=$(pgrep -P "$p" 2>/dev/null | head -1) || return 0
+  done
+}
+# Sample the prune process: total, anonymous and file-backed RSS in kB.
 (
   while kill -0 "$TIME_PID" 2>/dev/null; do
-    pid=$(pgrep -P "$TIME_PID" 2>/dev/null | head -1 || true)
+    pid=$(prune_pid || true)
     if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
       awk -v t="$(date +%s.%N)" '/^VmRSS|^RssAnon|^RssFile/ {v[$1]=$2} END {if (v["VmRSS:"]) print t, v["VmRSS:"], v["RssAnon:"], v["RssFile:"]}' \
         "/proc/$pid/status" 2>/dev/null >>"$TMP/rss.txt" || true
@@ -39,7 +48,7 @@ TIME_PID=$!
 wait "$TIME_PID" || { cat "$TMP/time.txt"; exit 1; }
 wait
 peak_kb=$(grep "Maximum resident set size" "$TMP/time.txt" | awk '{print $NF}')
-gb() { echo "scale=2; $1 * 1024 / 1000000000" | bc; }
+gb() { printf "%.2f" "$(echo "$1 * 1024 / 1000000000" | bc -l)"; }
 echo "model files: $weights bytes ($(echo "scale=2; $weights / 1000000000" | bc) GB), $LAYERS blocks"
 echo "peak RSS pruning ($METHOD, 8 x 256 tokens): $((peak_kb * 1024)) bytes ($(gb "$peak_kb") GB)"
 echo "ratio peak/weights: $(echo "scale=2; $peak_kb * 1024 / $weights" | bc)"

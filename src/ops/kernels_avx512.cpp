@@ -7,9 +7,9 @@
 // in L1 while the micro-kernel sweeps the tile's rows. Packing B from weight rows is a transpose
 // (16 x 16 blocks in registers); bf16 / f16 / sparse rows are expanded to f32 first.
 // GEMV: four weight rows at a time, 16 columns per step, each weight vector used for every x row.
-// Sparse rows: vexpandps places the next popcount(mask) packed values at the mask's lanes (the
-// register form after a plain 16-float load -- the values are padded so it may run past the end --
-// is several times faster than vexpandps from memory on Intel cores).
+// Sparse rows: vexpandps places the next popcount(mask) packed values at the mask's lanes. GCC 12
+// folds the 16-float load into vexpandps's memory operand (the values are padded, so the load may
+// run past the end); a register form forced with an asm barrier measured the same (Zen 4).
 // GCC 12 warns about the deliberately undefined pass-through operand inside its own intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -277,7 +277,7 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       _mm_prefetch(pf.address(r, k, vals[r]), _MM_HINT_T0);
       if constexpr (F == WFormat::Sparse) {
         const __mmask16 m = __mmask16(load_u16(masks[r] + k / 8) & mk);  // mask bits past K are 0
-        w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));         // register form: faster than from memory
+        w = _mm512_maskz_expand_ps(m, _mm512_loadu_ps(vals[r]));
         vals[r] += __builtin_popcount(m);
       } else if constexpr (F == WFormat::F32) {
         const float* p = static_cast<const float*>(W.p) + (o + r) * W.ld + k;
