@@ -5,6 +5,7 @@
 // next to this machine's read bandwidth (bench/membw.h), all measured in the same run, alternating
 // the sides, best of --repeat.
 //   bench/bench_gemv [--layers 4] [--rows 1] [--repeat 5] [--formats f32,bf16,f16,sparse,2:4,openblas] [--hot 1]
+//   (sparse-vexpandps, 2:4-vexpandps: the sparse formats with vexpandps where vpopcntd is the default)
 // "openblas" is the f32 weights through cblas_sgemv / cblas_sgemm (OpenBLAS's threads, its core as
 // chosen at start-up: core/threads.h), for comparison.
 // --hot 1: one 256 x 2048 matrix per format instead, in cache, 200 products per pass: what the
@@ -78,7 +79,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int main(int argc, char** argv) {
   int layers = 4, rows = 1, repeat = 5, hot = 0;
-  std::string formats = "f32,bf16,f16,sparse,2:4";
+  // Where the AVX-512 GEMV expands sparse rows with vpopcntd + vpermps (core/cpu.h), also time its
+  // vexpandps form ("-vexpandps" formats) in the same run.
+  std::string formats =
+      sparse_vpopcnt() ? "f32,bf16,f16,sparse,2:4,sparse-vexpandps,2:4-vexpandps" : "f32,bf16,f16,sparse,2:4";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--layers") layers = std::atoi(argv[i + 1]);
@@ -96,6 +100,11 @@ int main(int argc, char** argv) {
     fmts.push_back(formats.substr(a, b - a));
     a = b + 1;
   }
+  const std::string vexpand_suffix = "-vexpandps";
+  auto base_format = [&](const std::string& f) {
+    return f.ends_with(vexpand_suffix) ? f.substr(0, f.size() - vexpand_suffix.size()) : f;
+  };
+  const bool vpopcnt = sparse_vpopcnt();
   struct Set {
     std::string fmt;
     std::vector<Tensor> w;
@@ -105,12 +114,12 @@ int main(int argc, char** argv) {
   for (const auto& f : fmts) {
     Set s{f, {}, 0, 1e30, 1e30};
     if (hot) {
-      Tensor w = make_weight({256, 2048}, f, 1);
+      Tensor w = make_weight({256, 2048}, base_format(f), 1);
       for (int r = 0; r < 200; r++) s.w.push_back(w), s.bytes += double(w.nbytes());
     } else {
       for (int l = 0; l < layers; l++)
         for (size_t j = 0; j < std::size(kBlock); j++) {
-          s.w.push_back(make_weight(kBlock[j], f, uint64_t(l * 16 + j)));
+          s.w.push_back(make_weight(kBlock[j], base_format(f), uint64_t(l * 16 + j)));
           s.bytes += double(s.w.back().nbytes());
         }
     }
@@ -136,6 +145,7 @@ int main(int argc, char** argv) {
                         y.data(), O);
         }
       } else {
+        set_sparse_vpopcnt(vpopcnt && !s.fmt.ends_with(vexpand_suffix));
         for (const Tensor& w : s.w) linear_forward(y.data(), x.data(), w, nullptr, rows);
       }
       if (r) s.best = std::min(s.best, seconds_since(t0)), s.best_cpu = std::min(s.best_cpu, cpu_seconds() - c0);
@@ -144,7 +154,7 @@ int main(int argc, char** argv) {
   std::printf("membw read (1 GB, %d threads): %.1f GB/s\n", num_threads(), bw_best);
   const double f32_time = sets[0].fmt == "f32" ? sets[0].best : 0;
   for (const auto& s : sets) {
-    std::printf("gemv %-6s rows %d: %d blocks, %7.1f MB, best %6.2f ms/pass, %5.1f GB/s = %3.0f%% of membw",
+    std::printf("gemv %-16s rows %d: %d blocks, %7.1f MB, best %6.2f ms/pass, %5.1f GB/s = %3.0f%% of membw",
                 s.fmt.c_str(), rows, layers, s.bytes / 1e6, s.best * 1e3, s.bytes / s.best / 1e9,
                 100 * s.bytes / s.best / 1e9 / bw_best);
     if (f32_time > 0 && s.fmt != "f32") std::printf(", %.2fx f32 speed", f32_time / s.best);

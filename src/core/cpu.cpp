@@ -80,6 +80,7 @@ CpuFeatures detect() {
     f.avx512bw = f.avx512f && bit(r7.b, 30);
     f.avx512vl = f.avx512f && bit(r7.b, 31);
     f.avx512_vbmi2 = f.avx512f && bit(r7.c, 6);
+    f.avx512_vpopcntdq = f.avx512f && bit(r7.c, 14);
     f.avx512_fp16 = f.avx512f && bit(r7.d, 23);
     f.amx_bf16 = os_amx && bit(r7.d, 22);
     f.amx_tile = os_amx && bit(r7.d, 24);
@@ -160,6 +161,21 @@ KernelIsa set_kernel_isa(KernelIsa isa) {
   return isa;
 }
 
+namespace {
+std::atomic<bool>& sparse_vpopcnt_in_use() {
+  static std::atomic<bool> on{cpu_features().avx512_vpopcntdq};
+  return on;
+}
+}  // namespace
+
+bool sparse_vpopcnt() { return sparse_vpopcnt_in_use().load(std::memory_order_relaxed); }
+
+bool set_sparse_vpopcnt(bool on) {
+  on = on && cpu_features().avx512_vpopcntdq;
+  sparse_vpopcnt_in_use().store(on);
+  return on;
+}
+
 std::string cpu_summary() {
   const CpuFeatures& f = cpu_features();
   std::string s = f.brand.empty() ? std::string("unknown CPU") : f.brand;
@@ -179,6 +195,7 @@ std::string cpu_summary() {
   }
   add(f.avx512_bf16, "avx512_bf16");
   add(f.avx512_fp16, "avx512_fp16");
+  add(f.avx512_vpopcntdq, "avx512_vpopcntdq");
   add(f.amx_bf16 && f.amx_tile, "amx_bf16");
   add(f.sha, "sha");
   if (!f.avx2 && !f.avx512f) s += " (no avx2)";

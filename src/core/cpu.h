@@ -11,7 +11,7 @@ struct CpuFeatures {
   // Instruction sets, each true only when the CPU has it AND the OS saves its registers.
   bool sse42 = false, avx = false, avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
-  bool avx512_bf16 = false, avx512_fp16 = false, avx512_vbmi2 = false;
+  bool avx512_bf16 = false, avx512_fp16 = false, avx512_vbmi2 = false, avx512_vpopcntdq = false;
   bool amx_tile = false, amx_bf16 = false;
   bool sha = false;  // SHA extensions (sha256rnds2): file hashing, not the kernels
 };
@@ -34,6 +34,14 @@ KernelIsa best_kernel_isa();
 KernelIsa kernel_isa();
 // Caps the kernels at `isa` (never above best_kernel_isa()); returns the level now in use.
 KernelIsa set_kernel_isa(KernelIsa isa);
+
+// How the AVX-512 GEMV places a sparse row's packed values at their columns (decode): vpermps with
+// per-lane indices from vpopcntd where AVX512_VPOPCNTDQ is present (about 2x vexpandps's speed on
+// AMD Zen 5, the same instruction count on Intel: docs/HACKING.md), else vexpandps.
+bool sparse_vpopcnt();
+// Switches vpopcntd off (tests and bench_gemv cover both on one machine); never on without the CPU's
+// support. Returns the setting now in use.
+bool set_sparse_vpopcnt(bool on);
 
 // One line: "Intel(R) Xeon(R) Processor (GenuineIntel family 6 model 167): avx2 fma f16c avx512f/bw/vl/dq ..."
 std::string cpu_summary();

@@ -30,7 +30,8 @@ void masked_softmax_row(float* row, int64_t valid, int64_t len) {
 // Per (batch, head, chunk of query rows): scores = Q K^T / sqrt(hd), masked softmax, out = P V, the
 // products on secateur's GEMM (inline: each task runs on one thread). A chunk only multiplies the
 // keys it can see (about half the work of the full square for long prompts). The chunks are pool
-// tasks, the longest first; one-token decoding is B x Hq tasks whose q . K^T is a streaming GEMV.
+// tasks, the longest first; one-token decoding is B x Hq tasks whose q . K^T is a streaming GEMV
+// and P . V the few-rows product (gemm.cpp), neither packing its one row of A.
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int64_t B, int64_t T,
                        int64_t S_cap, int64_t pos0, int64_t Hq, int64_t Hkv, int64_t hd) {
   SEC_ASSERT(Hkv > 0 && Hq % Hkv == 0 && pos0 + T <= S_cap);

@@ -7,7 +7,8 @@
 // its columns of B into panels of nr columns ([kc][nr]; a weight stored as bf16/f16/sparse is
 // expanded to f32 here, so every format shares the f32 micro-kernel) and sweeps the mr x nr
 // micro-kernel over the tile. GEMV (few rows of x, decode): each task takes a run of weight rows and
-// streams them once.
+// streams them once. A few rows of A against a row-major B (Family::few_rows): each task takes a
+// run of B's columns.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -91,6 +92,18 @@ void gemm_impl(const Family& f, int64_t M, int64_t N, int64_t K, const ASrc& a, 
     if (alpha != 1.f)
       for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) C[m * ldc + n] = alpha * C[m * ldc + n] + (bias ? bias[n] : 0.f);
+    return;
+  }
+  // A few rows against a row-major B (attention's P . V when decoding): packing them into mr-row
+  // panels would multiply mostly zero rows; read each row of B once instead. Tasks of >= 64K
+  // multiply-adds, split by columns.
+  if (!b.weight && b.cs == 1 && !a.round_bf16 && a.cs == 1 && M <= kern::kFewRowsMax) {
+    const float* B = static_cast<const float*>(b.p);
+    const int64_t cols = round_up(std::max<int64_t>(64, 65536 / std::max<int64_t>(1, M * K)), 64);
+    const int64_t tasks = parallel_inline() ? 1 : ceil_div(N, cols), per = tasks == 1 ? N : cols;
+    parallel_for(tasks, [&](int64_t t) {
+      f.few_rows(C, ldc, a.p, a.rs, M, B, b.rs, K, t * per, std::min(N, (t + 1) * per), alpha, beta, bias);
+    });
     return;
   }
   const int64_t mr = f.mr, nr = f.nr, panels = ceil_div(M, mr);
@@ -272,7 +285,10 @@ std::string kernels_summary() {
                   std::to_string(f.nr) + " (own, packed), gemv streaming; bf16 ";
   s += f.bf16_native_x ? "vdpbf16ps" : (kernel_isa() == KernelIsa::Scalar ? "scalar" : "convert+fma");
   s += kernel_isa() == KernelIsa::Scalar ? ", f16 scalar" : ", f16 f16c";
-  s += kernel_isa() >= KernelIsa::Avx512 ? ", sparse vexpandps" : ", sparse mask-expand";
+  if (kernel_isa() < KernelIsa::Avx512)
+    s += ", sparse mask-expand";
+  else  // the GEMM (prefill) always expands with vexpandps
+    s += sparse_vpopcnt() ? ", sparse vpopcntd+vpermps (gemv) / vexpandps (gemm)" : ", sparse vexpandps";
   return s;
 }
 

@@ -236,5 +236,27 @@ inline void gemv_scalar(float* out, int64_t ldo, const void* xv, int64_t ldx, in
   }
 }
 
+// Scalar Family::few_rows (the scalar family's, and the column tails of the others): 64 columns of
+// C at a time in accumulators, each row of B read once for every row of A.
+inline void few_rows_scalar(float* C, int64_t ldc, const float* A, int64_t lda, int64_t M, const float* B, int64_t ldb,
+                            int64_t K, int64_t n0, int64_t n1, float alpha, float beta, const float* bias) {
+  for (int64_t n = n0; n < n1; n += 64) {
+    const int64_t nn = kmin(64, n1 - n);
+    float acc[kFewRowsMax][64] = {};
+    for (int64_t k = 0; k < K; k++) {
+      const float* b = B + k * ldb + n;
+      for (int64_t m = 0; m < M; m++) {
+        const float a = A[m * lda + k];
+        for (int64_t j = 0; j < nn; j++) acc[m][j] += a * b[j];
+      }
+    }
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t j = 0; j < nn; j++) {
+        float& d = C[m * ldc + n + j];
+        d = alpha * acc[m][j] + (beta != 0.f ? beta * d : 0.f) + (bias ? bias[n + j] : 0.f);
+      }
+  }
+}
+
 }  // namespace
 }  // namespace sec::kern

@@ -19,6 +19,9 @@ enum class WFormat : uint8_t { F32, BF16, F16, Sparse };
 
 // The GEMV kernels take at most this many rows of x (more go through the GEMM).
 constexpr int kGemvMaxRows = 16;
+// Up to this many rows of A, a product with a row-major f32 B (attention's P . V when decoding) reads
+// each row of B once for all of them (Family::few_rows); more go through the GEMM.
+constexpr int kFewRowsMax = 4;
 
 // B of C = A . B, K x N: either a strided f32 matrix, B(k, j) = p[k * rs + j * cs], or a weight
 // W [N, K] (a linear's [O, I]), B(k, j) = W[j][k], stored in `format` with rows of `ld` elements
@@ -73,6 +76,10 @@ struct Family {
   // (uint16, ldx elements) for vdpbf16ps.
   void (*gemv)(float* out, int64_t ldo, const void* x, int64_t ldx, int64_t N, const BSrc& W, int64_t K, int64_t o0,
                int64_t o1, const float* bias);
+  // Columns [n0, n1) of C (M, ldc) = alpha * A (M, K; rows of lda) . B (K, N; rows of ldb) + beta * C +
+  // bias, for M <= kFewRowsMax; beta == 0: C is not read. bias: N floats or null.
+  void (*few_rows)(float* C, int64_t ldc, const float* A, int64_t lda, int64_t M, const float* B, int64_t ldb,
+                   int64_t K, int64_t n0, int64_t n1, float alpha, float beta, const float* bias);
   bool bf16_native_x;
 };
 

@@ -306,11 +306,60 @@ void gemv(float* out, int64_t ldo, const void* xv, int64_t ldx, int64_t N, const
   }
 }
 
+// ---- few rows of A times a row-major B ---------------------------------------------------------------
+// 16 columns per pass in 2 x M ymm accumulators, each row of B loaded once for all M rows of A; the
+// last columns (fewer than 16) on the scalar code.
+template <int M>
+void few_rows_pass(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K,
+                   int64_t n, float alpha, float beta, const float* bias) {
+  __m256 acc[M][2];
+  for (int m = 0; m < M; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; k++) {
+    const float* b = B + k * ldb + n;
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int m = 0; m < M; m++) {
+      const __m256 a = _mm256_broadcast_ss(A + m * lda + k);
+      acc[m][0] = _mm256_fmadd_ps(a, b0, acc[m][0]);
+      acc[m][1] = _mm256_fmadd_ps(a, b1, acc[m][1]);
+    }
+  }
+  for (int m = 0; m < M; m++)
+    for (int c = 0; c < 2; c++) {
+      float* d = C + m * ldc + n + 8 * c;
+      __m256 r = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[m][c]);
+      if (beta != 0.f) r = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(d), r);
+      if (bias) r = _mm256_add_ps(r, _mm256_loadu_ps(bias + n + 8 * c));
+      _mm256_storeu_ps(d, r);
+    }
+}
+
+void few_rows(float* C, int64_t ldc, const float* A, int64_t lda, int64_t M, const float* B, int64_t ldb, int64_t K,
+              int64_t n0, int64_t n1, float alpha, float beta, const float* bias) {
+  int64_t n = n0;
+  for (; n + 16 <= n1; n += 16) {
+    switch (M) {
+      case 1:
+        few_rows_pass<1>(C, ldc, A, lda, B, ldb, K, n, alpha, beta, bias);
+        break;
+      case 2:
+        few_rows_pass<2>(C, ldc, A, lda, B, ldb, K, n, alpha, beta, bias);
+        break;
+      case 3:
+        few_rows_pass<3>(C, ldc, A, lda, B, ldb, K, n, alpha, beta, bias);
+        break;
+      default:
+        few_rows_pass<4>(C, ldc, A, lda, B, ldb, K, n, alpha, beta, bias);
+        break;
+    }
+  }
+  if (n < n1) few_rows_scalar(C, ldc, A, lda, M, B, ldb, K, n, n1, alpha, beta, bias);
+}
+
 }  // namespace
 
 const Family& family_avx2() {
   static const Family f{"avx2", Avx2::MR, Avx2::NR, Avx2::KC, pack_a, gemm_tile_t<Avx2>, scratch_floats_t<Avx2>,
-                        gemv,   false};
+                        gemv,   few_rows, false};
   return f;
 }
 

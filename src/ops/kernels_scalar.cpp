@@ -45,8 +45,8 @@ void pack_a(float* Ap, const ASrc& a, int64_t panels, int64_t p, int64_t m0, int
 
 const Family& family_scalar() {
   static const Family f{
-      "scalar",    Scalar::MR, Scalar::NR, Scalar::KC, pack_a, gemm_tile_t<Scalar>, scratch_floats_t<Scalar>,
-      gemv_scalar, false};
+      "scalar",    Scalar::MR,      Scalar::NR, Scalar::KC, pack_a, gemm_tile_t<Scalar>, scratch_floats_t<Scalar>,
+      gemv_scalar, few_rows_scalar, false};
   return f;
 }
 

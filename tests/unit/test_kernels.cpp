@@ -37,15 +37,25 @@ std::vector<KernelIsa> isas() {
   return v;
 }
 
-// Selects one kernel family for a scope.
-class EachIsa {
+// Sets one kernel choice for a scope and restores it after.
+template <class T, T (*Get)(), T (*Set)(T)>
+class ScopedChoice {
  public:
-  explicit EachIsa(KernelIsa isa) : saved_(kernel_isa()) { set_kernel_isa(isa); }
-  ~EachIsa() { set_kernel_isa(saved_); }
+  explicit ScopedChoice(T v) : saved_(Get()) { Set(v); }
+  ~ScopedChoice() { Set(saved_); }
 
  private:
-  KernelIsa saved_;
+  T saved_;
 };
+// The kernel family.
+using EachIsa = ScopedChoice<KernelIsa, kernel_isa, set_kernel_isa>;
+// How the AVX-512 GEMV expands sparse rows: vexpandps, or vpopcntd + vpermps where the CPU has
+// AVX512_VPOPCNTDQ (core/cpu.h); sparse_vpopcnt_choices: the ones this machine can run.
+using SparseExpand = ScopedChoice<bool, sparse_vpopcnt, set_sparse_vpopcnt>;
+std::vector<bool> sparse_vpopcnt_choices(KernelIsa isa) {
+  if (isa >= KernelIsa::Avx512 && cpu_features().avx512_vpopcntdq) return {false, true};
+  return {false};
+}
 
 std::vector<float> randn(size_t n, uint64_t seed, float std = 1.f) {
   Rng rng(seed);
@@ -163,10 +173,20 @@ TEST(Kernels, CpuSummaryNamesTheChoice) {
 }
 
 TEST(Kernels, GemmAllTransposesAlphaBeta) {
-  // M > 512 rows (several row tiles), N > 256 columns (several column tiles), K > 256 (K-blocks).
+  // M > 512 rows (several row tiles), N > 256 columns (several column tiles), K > 256 (K-blocks);
+  // M <= kFewRowsMax (4) with neither operand transposed is the few-rows product: N not a multiple of
+  // its 16 / 64-column passes, and > 64 columns in several tasks (K small).
   for (KernelIsa isa : isas()) {
     EachIsa scope(isa);
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {5, 7, 3}, {37, 45, 300}, {600, 300, 261}})
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                           {5, 7, 3},
+                           {37, 45, 300},
+                           {600, 300, 261},
+                           {2, 9, 4},
+                           {3, 70, 300},
+                           {4, 64, 513},
+                           {1, 1000, 30},
+                           {4, 333, 7}})
       for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
           for (auto [alpha, beta] : {std::pair{1.f, 0.f}, {0.5f, 1.f}, {-2.f, 0.25f}, {3.f, 0.f}}) {
@@ -345,45 +365,52 @@ TEST(Kernels, SparseSizeAndPattern) {
   EXPECT_EQ(sparse_pattern(unstructured), "");
 }
 
+// Runs f(label) under every kernel family and sparse-row expansion this machine has.
+template <class F>
+void for_each_sparse_kernel(F f) {
+  for (KernelIsa isa : isas())
+    for (bool vpopcnt : sparse_vpopcnt_choices(isa)) {
+      EachIsa scope(isa);
+      SparseExpand expand(vpopcnt);
+      f(std::string("sparse ") + kernel_isa_name(isa) + (vpopcnt ? " vpopcntd" : ""));
+    }
+}
+
+// linear_forward with wv [O, I] stored sparse (x and the bias from `seed`) against the double sums.
+void expect_sparse_linear(const std::vector<float>& wv, int64_t N, int64_t I, int64_t O, uint64_t seed,
+                          const std::string& what) {
+  auto x = randn(size_t(N * I), seed), b = randn(size_t(O), seed + 1);
+  Tensor s = compress_sparse(Tensor::from_vector(wv, {O, I}));
+  std::vector<float> fast(size_t(N * O));
+  linear_forward(fast.data(), x.data(), s, b.data(), N);
+  std::vector<double> ref, bound;
+  reference_linear(x, to_double(wv), &b, N, I, O, false, ref, bound);
+  expect_within(fast, ref, bound, I, what);
+}
+
 TEST(Kernels, LinearSparseEqualsDense) {
-  for (KernelIsa isa : isas()) {
-    EachIsa scope(isa);
+  for_each_sparse_kernel([](const std::string& label) {
     for (auto [N, I, O] : kShapes)
       for (int kind = 0; kind < 3; kind++) {
         auto wv = kind == 2 && I % 4 == 0 ? two_four(O, I, 60) : sparse_matrix(O, I, kind == 0 ? 0.5 : 0.1, 61);
-        auto x = randn(size_t(N * I), 62), b = randn(size_t(O), 63);
-        Tensor s = compress_sparse(Tensor::from_vector(wv, {O, I}));
-        std::vector<float> fast(size_t(N * O));
-        linear_forward(fast.data(), x.data(), s, b.data(), N);
-        std::vector<double> ref, bound;
-        reference_linear(x, to_double(wv), &b, N, I, O, false, ref, bound);
-        expect_within(fast, ref, bound, I,
-                      std::string("sparse ") + kernel_isa_name(isa) + " N" + std::to_string(N) + " I" +
-                          std::to_string(I) + " O" + std::to_string(O) + " kind " + std::to_string(kind));
+        expect_sparse_linear(wv, N, I, O, 62,
+                             label + " N" + std::to_string(N) + " I" + std::to_string(I) + " O" + std::to_string(O) +
+                                 " kind " + std::to_string(kind));
       }
-  }
+  });
 }
 
 // The extremes of the format: no stored value at all (nnz 0: the values section is only padding)
 // and every value stored (a mask of ones), decode (N 1, 3) and prefill (N 64) paths, odd shapes.
 TEST(Kernels, LinearSparseEmptyAndFullMatrices) {
-  for (KernelIsa isa : isas()) {
-    EachIsa scope(isa);
+  for_each_sparse_kernel([](const std::string& label) {
     for (auto [N, I, O] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 37, 5}, {3, 300, 67}, {64, 129, 33}})
       for (double density : {0.0, 1.0}) {
         std::vector<float> wv = density == 0.0 ? std::vector<float>(size_t(O * I), 0.f) : randn(size_t(O * I), 80);
-        auto x = randn(size_t(N * I), 81), b = randn(size_t(O), 82);
-        Tensor s = compress_sparse(Tensor::from_vector(wv, {O, I}));
-        EXPECT_EQ(sparse_view(s).nnz, density == 0.0 ? 0 : O * I);
-        std::vector<float> fast(size_t(N * O));
-        linear_forward(fast.data(), x.data(), s, b.data(), N);
-        std::vector<double> ref, bound;
-        reference_linear(x, to_double(wv), &b, N, I, O, false, ref, bound);
-        expect_within(fast, ref, bound, I,
-                      std::string("sparse ") + kernel_isa_name(isa) + " N" + std::to_string(N) + " density " +
-                          std::to_string(density));
+        EXPECT_EQ(sparse_view(compress_sparse(Tensor::from_vector(wv, {O, I}))).nnz, density == 0.0 ? 0 : O * I);
+        expect_sparse_linear(wv, N, I, O, 81, label + " N" + std::to_string(N) + " density " + std::to_string(density));
       }
-  }
+  });
 }
 
 TEST(Kernels, SparseBlobValidationRejectsCorruption) {

@@ -158,7 +158,10 @@ void expect_close_attention(const AttnCase& c, const AttnTolerance& tol, const s
 
 TEST(OpsForward, AttentionCausalGqa) {
   for (AttnCase c : {AttnCase{1, 1, 1, 0, 1, 1, 4}, AttnCase{2, 7, 7, 0, 4, 2, 8}, AttnCase{2, 200, 200, 0, 4, 1, 16},
-                     AttnCase{1, 3, 40, 11, 6, 3, 8}, AttnCase{3, 1, 9, 8, 2, 2, 8}}) {
+                     AttnCase{1, 3, 40, 11, 6, 3, 8}, AttnCase{3, 1, 9, 8, 2, 2, 8},
+                     // Decoding at a long context (P . V is one row against 531 keys) and with a head
+                     // size that is not a multiple of the kernels' 16-float vectors.
+                     AttnCase{2, 1, 600, 530, 8, 2, 64}, AttnCase{1, 1, 50, 40, 6, 3, 20}}) {
     const int S = c.pos0 + c.T;
     auto q = randn(size_t(c.B) * c.T * c.Hq * c.hd, 7);
     auto k = randn(size_t(c.B) * c.S_cap * c.Hkv * c.hd, 8);
@@ -181,7 +184,9 @@ TEST(OpsForward, AttentionCausalGqa) {
       double sum = 0;
       for (int s = 0; s < S; s++) {
         float p = att_fast[size_t(t) * S + s];
-        if (s > c.pos0 + t) EXPECT_EQ(p, 0.f);
+        if (s > c.pos0 + t) {
+          EXPECT_EQ(p, 0.f);
+        }
         sum += p;
       }
       EXPECT_NEAR(sum, 1.0, 1e-5);
