@@ -6,8 +6,8 @@
 // packed B panel (2 loads) and 12 broadcasts of packed A. The B panel (kc = 256 deep, 32 KB) stays
 // in L1 while the micro-kernel sweeps the tile's rows. Packing B from weight rows is a transpose
 // (16 x 16 blocks in registers); bf16 / f16 / sparse rows are expanded to f32 first.
-// GEMV: four weight rows at a time, 16 columns per step (sparse rows by vpermps: 32), each weight
-// vector used for every x row.
+// GEMV: four weight rows at a time, 16 columns per step (sparse rows by vpermps: 64 for one or two
+// rows of x, else 32), each weight vector used for every x row.
 // Sparse rows: vexpandps places the next popcount(mask) packed values at the mask's lanes. GCC 12
 // folds the 16-float load into vexpandps's memory operand (the values are padded, so the load may
 // run past the end); a register form forced with an asm barrier measured the same (Zen 4). Where
@@ -332,7 +332,36 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(hi, xhi[n], _mm512_fmadd_ps(lo, xlo[n], acc[r][n]));
     }
   };
+  // One or two rows of x (decode): 64 columns per step, one prefetch address, mask word and pointer
+  // update per row for four vectors.
+  auto step64 = [&](int64_t k) {
+    __m512 xv[4][NX];
+    for (int g = 0; g < 4; g++)
+      for (int n = 0; n < NX; n++) xv[g][n] = _mm512_loadu_ps(x + n * ldx + k + 16 * g);
+    for (int r = 0; r < R; r++) {
+      const char* p = pf.address(r, k, vals[r]);
+      _mm_prefetch(p, _MM_HINT_T0);
+      _mm_prefetch(p + 64, _MM_HINT_T0);
+      const uint8_t* mb = masks[r] + k / 8;
+      uint64_t word;
+      std::memcpy(&word, mb, 8);
+      const float* v = vals[r];
+      const int64_t c1 = __builtin_popcountll(word & 0xffffu), c2 = __builtin_popcountll(word & 0xffffffffu),
+                    c3 = __builtin_popcountll(word & 0xffffffffffffull);
+      const __m512 w0 = expand_vpermps(__mmask16(word), mb, v);
+      const __m512 w1 = expand_vpermps(__mmask16(word >> 16), mb + 2, v + c1);
+      const __m512 w2 = expand_vpermps(__mmask16(word >> 32), mb + 4, v + c2);
+      const __m512 w3 = expand_vpermps(__mmask16(word >> 48), mb + 6, v + c3);
+      vals[r] += __builtin_popcountll(word);
+      for (int n = 0; n < NX; n++)
+        acc[r][n] = _mm512_fmadd_ps(
+            w3, xv[3][n],
+            _mm512_fmadd_ps(w2, xv[2][n], _mm512_fmadd_ps(w1, xv[1][n], _mm512_fmadd_ps(w0, xv[0][n], acc[r][n]))));
+    }
+  };
   int64_t k = 0;
+  if constexpr (F == WFormat::Sparse && Vpermps && NX <= 2)
+    for (; k + 64 <= K; k += 64) step64(k);
   if constexpr (F == WFormat::Sparse && Vpermps)
     for (; k + 32 <= K; k += 32) step32(k);
   for (; k + 16 <= K; k += 16) step(k, 0xffff, true);

@@ -401,10 +401,12 @@ TEST(Kernels, LinearSparseEqualsDense) {
 }
 
 // The extremes of the format: no stored value at all (nnz 0: the values section is only padding)
-// and every value stored (a mask of ones), decode (N 1, 3) and prefill (N 64) paths, odd shapes.
+// and every value stored (a mask of ones), decode (N 1, 3: 16-, 32- and 64-column steps) and prefill
+// (N 64) paths, odd shapes.
 TEST(Kernels, LinearSparseEmptyAndFullMatrices) {
   for_each_sparse_kernel([](const std::string& label) {
-    for (auto [N, I, O] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 37, 5}, {3, 300, 67}, {64, 129, 33}})
+    for (auto [N, I, O] :
+         std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 37, 5}, {1, 300, 67}, {3, 300, 67}, {64, 129, 33}})
       for (double density : {0.0, 1.0}) {
         std::vector<float> wv = density == 0.0 ? std::vector<float>(size_t(O * I), 0.f) : randn(size_t(O * I), 80);
         EXPECT_EQ(sparse_view(compress_sparse(Tensor::from_vector(wv, {O, I}))).nnz, density == 0.0 ? 0 : O * I);
