@@ -314,56 +314,31 @@ void gemv_block(float* out, int64_t ldo, const float* x, int64_t ldx, const BSrc
       for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(w, xv[n], acc[r][n]);
     }
   };
-  // Sparse with vpermps: 32 columns per step, so each row's mask word, prefetch and pointer update
-  // serve two vectors (the scalar work, not the shuffles, limited the 16-column step on Zen 5).
-  auto step32 = [&](int64_t k) {
-    __m512 xlo[NX], xhi[NX];
-    for (int n = 0; n < NX; n++) {
-      xlo[n] = _mm512_loadu_ps(x + n * ldx + k);
-      xhi[n] = _mm512_loadu_ps(x + n * ldx + k + 16);
-    }
-    for (int r = 0; r < R; r++) {
-      _mm_prefetch(pf.address(r, k, vals[r]), _MM_HINT_T0);
-      const uint8_t* mb = masks[r] + k / 8;
-      const uint32_t word = load_u32(mb);
-      const __m512 lo = expand_vpermps(__mmask16(word), mb, vals[r]);
-      const __m512 hi = expand_vpermps(__mmask16(word >> 16), mb + 2, vals[r] + __builtin_popcount(word & 0xffffu));
-      vals[r] += __builtin_popcount(word);
-      for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(hi, xhi[n], _mm512_fmadd_ps(lo, xlo[n], acc[r][n]));
-    }
-  };
-  // One or two rows of x (decode): 64 columns per step, one prefetch address, mask word and pointer
-  // update per row for four vectors.
-  auto step64 = [&](int64_t k) {
-    __m512 xv[4][NX];
-    for (int g = 0; g < 4; g++)
+  // Sparse with vpermps: G groups of 16 columns per step (4 for one or two rows of x, else 2, for the
+  // registers), so each row's mask word, prefetch address and pointer update serve G vectors (the
+  // scalar work, not the shuffles, limited a 16-column step on Zen 5).
+  constexpr int G = NX <= 2 ? 4 : 2;
+  auto step_groups = [&](int64_t k) {
+    __m512 xv[G][NX];
+    for (int g = 0; g < G; g++)
       for (int n = 0; n < NX; n++) xv[g][n] = _mm512_loadu_ps(x + n * ldx + k + 16 * g);
     for (int r = 0; r < R; r++) {
       const char* p = pf.address(r, k, vals[r]);
-      _mm_prefetch(p, _MM_HINT_T0);
-      _mm_prefetch(p + 64, _MM_HINT_T0);
+      for (int l = 0; l < G / 2; l++) _mm_prefetch(p + 64 * l, _MM_HINT_T0);  // 32 columns: 64 bytes at 50%
       const uint8_t* mb = masks[r] + k / 8;
-      uint64_t word;
-      std::memcpy(&word, mb, 8);
-      const float* v = vals[r];
-      const int64_t c1 = __builtin_popcountll(word & 0xffffu), c2 = __builtin_popcountll(word & 0xffffffffu),
-                    c3 = __builtin_popcountll(word & 0xffffffffffffull);
-      const __m512 w0 = expand_vpermps(__mmask16(word), mb, v);
-      const __m512 w1 = expand_vpermps(__mmask16(word >> 16), mb + 2, v + c1);
-      const __m512 w2 = expand_vpermps(__mmask16(word >> 32), mb + 4, v + c2);
-      const __m512 w3 = expand_vpermps(__mmask16(word >> 48), mb + 6, v + c3);
+      uint64_t word = 0;
+      std::memcpy(&word, mb, 2 * G);
+      for (int g = 0; g < G; g++) {
+        const float* v = vals[r] + __builtin_popcountll(word & ((uint64_t(1) << (16 * g)) - 1));
+        const __m512 w = expand_vpermps(__mmask16(word >> (16 * g)), mb + 2 * g, v);
+        for (int n = 0; n < NX; n++) acc[r][n] = _mm512_fmadd_ps(w, xv[g][n], acc[r][n]);
+      }
       vals[r] += __builtin_popcountll(word);
-      for (int n = 0; n < NX; n++)
-        acc[r][n] = _mm512_fmadd_ps(
-            w3, xv[3][n],
-            _mm512_fmadd_ps(w2, xv[2][n], _mm512_fmadd_ps(w1, xv[1][n], _mm512_fmadd_ps(w0, xv[0][n], acc[r][n]))));
     }
   };
   int64_t k = 0;
-  if constexpr (F == WFormat::Sparse && Vpermps && NX <= 2)
-    for (; k + 64 <= K; k += 64) step64(k);
   if constexpr (F == WFormat::Sparse && Vpermps)
-    for (; k + 32 <= K; k += 32) step32(k);
+    for (; k + 16 * G <= K; k += 16 * G) step_groups(k);
   for (; k + 16 <= K; k += 16) step(k, 0xffff, true);
   if (k < K) step(k, tail16(K - k), false);
   for (int r = 0; r < R; r++)
